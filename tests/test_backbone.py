@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+
+from xapps.backbone import align_offsets, clear_cache, load_backbone
+from xapps.errors import ModelError
+
+
+@pytest.fixture()
+def tiny(tiny_xlmr_path):
+    return load_backbone(str(tiny_xlmr_path))
+
+
+def test_cache_shares_one_model_per_key(tiny_xlmr_path):
+    a = load_backbone(str(tiny_xlmr_path))
+    b = load_backbone(str(tiny_xlmr_path))
+    assert a is b and a.model is b.model
+    other_dtype = load_backbone(str(tiny_xlmr_path), dtype="float16")
+    assert other_dtype is not a
+
+
+def test_encode_shapes_and_normalisation(tiny):
+    vecs = tiny.encode(["Malaria is spread by mosquitoes.", "x"], prompt="passage")
+    assert vecs.shape == (2, 32) and vecs.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, rtol=1e-5)
+    raw = tiny.encode(["Malaria is spread by mosquitoes."], normalize=False)
+    assert not np.isclose(np.linalg.norm(raw), 1.0)
+    assert tiny.encode([]).shape == (0, 32)
+
+
+def test_encode_matches_a_plain_transformers_forward(tiny):
+    import torch
+
+    text = "Heavy rain flooded the market."
+    enc = tiny.tokenizer([text], return_tensors="pt")
+    with torch.inference_mode():
+        states = tiny.model(**enc).last_hidden_state[0]
+    expected = states.mean(0).numpy()
+    expected /= np.linalg.norm(expected)
+    np.testing.assert_allclose(tiny.encode([text])[0], expected, atol=1e-5)
+    cls = tiny.encode([text], pooling="cls", normalize=False)[0]
+    np.testing.assert_allclose(cls, states[0].numpy(), atol=1e-5)
+
+
+def test_batching_and_sorting_do_not_change_results(tiny):
+    texts = ["short", "a much longer sentence about solar panels in the village school",
+             "médium lëngth téxt"]
+    together = tiny.encode(texts, batch_size=2)
+    alone = np.stack([tiny.encode([t])[0] for t in texts])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_long_text_is_windowed_not_truncated(tiny):
+    text = " ".join(["The village installed solar panels for the school."] * 12)
+    n_subwords = len(tiny.tokenizer(text, add_special_tokens=False)["input_ids"])
+    assert n_subwords > tiny.max_length  # the fixture model has 32 usable positions
+    emb = tiny.embed_tokens([text])[0]
+    assert emb.vectors.shape == (n_subwords, 32)
+    assert emb.offsets[-1, 1] == len(text.rstrip(".")) + 1  # the last subword reaches the end
+    assert np.all(np.abs(emb.vectors).sum(1) > 0)  # every subword got a contextual vector
+
+
+def test_offsets_point_into_the_original_text_without_prefix(tiny):
+    text = "Emoji 😀 and  odd\tspacing"
+    emb = tiny.embed_tokens([text], prompt="query")[0]
+    pieces = [text[s:e] for s, e in emb.offsets.tolist()]
+    assert "query" not in "".join(pieces)
+    assert all(p and not p[0].isspace() and not p[-1].isspace() for p in pieces)
+    assert "".join(pieces) == "".join(text.split())
+
+
+def test_layer_selection(tiny):
+    last = tiny.embed_tokens(["solar panels"], layer=-1)[0].vectors
+    first = tiny.embed_tokens(["solar panels"], layer=1)[0].vectors
+    assert last.shape == first.shape and not np.allclose(last, first)
+
+
+def test_align_offsets_exact_overlap():
+    offsets = np.array([[0, 2], [2, 5], [6, 8]])
+    assert [a.tolist() for a in align_offsets(offsets, [(0, 5), (5, 6), (6, 8), (1, 7)])] == [
+        [0, 1], [], [2], [0, 1, 2]]
+
+
+def test_seq2seq_model_uses_its_encoder(tiny_mt5_path):
+    bb = load_backbone(str(tiny_mt5_path))
+    assert bb.is_seq2seq
+    vecs = bb.encode(["hello world", "another text"])
+    assert vecs.shape == (2, 32)
+    emb = bb.embed_tokens(["hello world"])[0]
+    assert emb.vectors.shape[0] == len(emb.offsets) > 0
+
+
+def test_unknown_model_names_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    clear_cache()
+    with pytest.raises(ModelError, match=r"\[E020\] Unknown model 'no-such/model-xyz'.*"
+                                         r"xapps models install me5-small"):
+        load_backbone("no-such/model-xyz")
+
+
+def test_e5_prefixes_follow_the_model(tiny):
+    assert tiny.prefixes == {}  # the tiny XLM-R is not an e5 model

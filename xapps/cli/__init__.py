@@ -1,0 +1,41 @@
+"""The ``xapps`` command line: one click group per module, each a thin wrapper over a plain
+function of the library."""
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import XappsError
+from .demo import demo
+from .index import index
+from .models import models
+
+
+class _Group(click.Group):
+    """Print XappsError messages (they already say what and how to fix) without a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except XappsError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group)
+@click.version_option(__version__, prog_name="xapps")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+def main(verbose: int) -> None:
+    """Cross-lingual NLP applications on one multilingual backbone and one FAISS index layer."""
+    level = logging.WARNING - 10 * verbose if verbose else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "urllib3", "huggingface_hub", "transformers", "sentence_transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if verbose < 2 else logging.DEBUG)
+
+
+main.add_command(models)
+main.add_command(index)
+main.add_command(demo)

@@ -1,0 +1,84 @@
+"""`xapps index build|search|info`."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..index import build as index_build
+
+
+@click.group()
+def index() -> None:
+    """Build, search and inspect vector indexes."""
+
+
+@index.command("build")
+@click.option("--input", "input_path", required=True, type=click.Path(),
+              help="A .jsonl or .tsv file (optionally .gz), or a folder of .txt files.")
+@click.option("--out", required=True, type=click.Path(), help="Index folder to write.")
+@click.option("--id-field", default="id", show_default=True)
+@click.option("--text-field", default="text", show_default=True)
+@click.option("--backbone", default="me5-small", show_default=True,
+              help="Installed model name, local model folder or hub name.")
+@click.option("--index-type", type=click.Choice(["auto", "flat", "hnsw", "ivfpq"]),
+              default="auto", show_default=True, help="auto: flat < 50k, HNSW < 1M, else IVF-PQ.")
+@click.option("--batch-size", default=64, show_default=True)
+@click.option("--no-text", is_flag=True, help="Do not store the texts in the index metadata.")
+@click.option("--device", default=None, help="torch device (default: cuda when present).")
+@click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's).")
+def build(input_path, out, id_field, text_field, backbone, index_type, batch_size, no_text,
+          device, threads) -> None:
+    """Encode a corpus and save a dense index."""
+    _set_threads(threads)
+    report = index_build.build_index(input_path, out, id_field=id_field, text_field=text_field,
+                                     backbone=backbone, index_type=index_type,
+                                     batch_size=batch_size, store_text=not no_text,
+                                     device=device)
+    total = report.encode_seconds + report.index_seconds
+    click.echo(f"Indexed {report.count} documents into {report.path} ({report.index_type}) in "
+               f"{total:.1f} s: {report.docs_per_second:.1f} docs/s")
+
+
+@index.command("search")
+@click.argument("path", type=click.Path())
+@click.argument("queries", nargs=-1, required=True)
+@click.option("-k", default=10, show_default=True, help="Hits per query.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per query.")
+@click.option("--backbone", default=None, help="Override the backbone named in the manifest.")
+@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+def search(path, queries, k, as_json, backbone, threads) -> None:
+    """Search an index with one or more queries."""
+    from ..index import load_index
+
+    _set_threads(threads)
+    results = index_build.search_index(path, list(queries), k=k, backbone=backbone)
+    idx = load_index(path)
+    for query, hits in zip(queries, results):
+        rows = [{"rank": r, "id": h.id, "score": round(h.score, 4),
+                 "text": (idx.get_metadata(h.id) or {}).get("text")}
+                for r, h in enumerate(hits, start=1)]
+        if as_json:
+            click.echo(json.dumps({"query": query, "hits": rows}, ensure_ascii=False))
+            continue
+        click.echo(f"query: {query}")
+        for row in rows:
+            text = (row["text"] or "").replace("\n", " ")
+            text = text if len(text) <= 90 else text[:87] + "..."
+            click.echo(f"  {row['rank']:>3}. {row['score']:.4f}  {row['id']}  {text}")
+
+
+@index.command("info")
+@click.argument("path", type=click.Path())
+def info(path) -> None:
+    """Print an index's manifest."""
+    from ..index.manifest import read_manifest
+
+    click.echo(json.dumps(read_manifest(path).to_json(), indent=2, ensure_ascii=False))
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)

@@ -1,0 +1,24 @@
+"""Vector indexes on FAISS: a dense index now, a multi-vector (late-interaction) index later.
+
+Both save to a folder with a JSON manifest and load through :func:`load_index`, which picks
+the class from the manifest's ``kind`` via the ``xapps.registry.indexes`` registry.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .base import Hit, VectorIndex, registered_index
+from .dense import DenseIndex
+from .manifest import IndexManifest, atomic_directory, check_compatible, read_manifest
+
+__all__ = ["DenseIndex", "Hit", "IndexManifest", "VectorIndex", "atomic_directory",
+           "check_compatible", "load_index", "read_manifest"]
+
+
+def load_index(path: str | os.PathLike[str], *, backbone: Any = None, dim: int | None = None,
+               mmap: bool = False, verify: bool = True) -> VectorIndex:
+    """Load any saved xapps index; the manifest's ``kind`` picks the class."""
+    manifest = read_manifest(path)
+    cls = registered_index(manifest.kind, path)
+    return cls.load(path, backbone=backbone, dim=dim, mmap=mmap, verify=verify)
