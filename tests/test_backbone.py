@@ -59,13 +59,19 @@ def test_long_text_is_windowed_not_truncated(tiny):
     assert np.all(np.abs(emb.vectors).sum(1) > 0)  # every subword got a contextual vector
 
 
-def test_offsets_point_into_the_original_text_without_prefix(tiny):
+def test_offsets_point_into_the_original_text_without_prefix(tiny, monkeypatch):
+    monkeypatch.setattr(tiny, "prefixes", {"query": "query: ", "passage": "passage: "})
     text = "Emoji 😀 and  odd\tspacing"
+    plain = tiny.embed_tokens([text])[0]
     emb = tiny.embed_tokens([text], prompt="query")[0]
+    assert len(emb.offsets) == len(plain.offsets)  # the prefix's subwords are dropped
+    assert emb.offsets.min() >= 0 and emb.offsets.max() <= len(text)
     pieces = [text[s:e] for s, e in emb.offsets.tolist()]
-    assert "query" not in "".join(pieces)
     assert all(p and not p[0].isspace() and not p[-1].isspace() for p in pieces)
-    assert "".join(pieces) == "".join(text.split())
+    covered = set()
+    for s, e in emb.offsets.tolist():
+        covered.update(range(s, e))
+    assert covered == {i for i, ch in enumerate(text) if not ch.isspace()}
 
 
 def test_layer_selection(tiny):

@@ -132,3 +132,18 @@ def test_save_weights_makes_a_self_contained_pipeline(tiny_xlmr_path, tmp_path):
     loaded = spacy.load(tmp_path / "pipe")
     assert loaded.get_pipe("xapps_encoder").cfg["backbone"].endswith("model")
     np.testing.assert_allclose(loaded("self contained").vector, expected, atol=1e-5)
+
+
+def test_packaged_pipeline_config_assembles(tiny_xlmr_path):
+    from pathlib import Path
+
+    from spacy.util import load_config, load_model_from_config
+
+    cfg_path = Path(__file__).resolve().parents[1] / "pipelines" / "encoder_me5.cfg"
+    config = load_config(cfg_path, overrides={
+        "components.xapps_encoder.backbone": str(tiny_xlmr_path)})
+    nlp = load_model_from_config(config, auto_fill=True)
+    nlp.initialize()
+    assert nlp.pipe_names == ["sentencizer", "xapps_encoder"]
+    doc = nlp("Une phrase. Another sentence.")
+    assert len(list(doc.sents)) == 2 and doc.vector.shape == (32,)

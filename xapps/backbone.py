@@ -23,6 +23,7 @@ logger = logging.getLogger("xapps")
 
 Prompt = Literal["query", "passage"]
 E5_PREFIXES = {"query": "query: ", "passage": "passage: "}
+_POOLER_MODELS = {"bert", "roberta", "xlm-roberta", "camembert"}
 
 _CACHE: dict[tuple[str, str | None, str, str], "Backbone"] = {}
 _CACHE_LOCK = threading.Lock()
@@ -186,7 +187,10 @@ class Backbone:
             tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
             auto = (transformers.AutoModelForSeq2SeqLM if config.is_encoder_decoder
                     else transformers.AutoModel)
-            model = auto.from_pretrained(source, revision=revision, dtype=dtype)
+            extra = {}
+            if getattr(config, "model_type", "") in _POOLER_MODELS:
+                extra["add_pooling_layer"] = False  # unused by xapps; e5 ships no pooler
+            model = auto.from_pretrained(source, revision=revision, dtype=dtype, **extra)
         except OSError as exc:
             raise ModelError(Errors.E020.format(name=name, reason=str(exc).splitlines()[0],
                                                 installed=_installed_names())) from exc

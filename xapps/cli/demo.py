@@ -22,18 +22,15 @@ DEMO_QUERIES = (
 @click.option("--backbone", default="me5-small", show_default=True)
 def demo(out, k, backbone) -> None:
     """Index the packaged 8-language sample with me5-small and run cross-lingual queries."""
-    from ..index.build import build_index, search_index
+    from ..index.build import Searcher, build_index
 
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(out) if out else Path(tmp) / "sample-index"
         report = build_index(SAMPLE, target, backbone=backbone, progress=False)
         click.echo(f"Indexed {report.count} passages in 8 languages with {backbone} "
                    f"({report.docs_per_second:.1f} docs/s) -> {target}")
-        from ..index import load_index
-
-        idx = load_index(target)
-        for query, hits in zip(DEMO_QUERIES, search_index(target, DEMO_QUERIES, k=k)):
+        searcher = Searcher(target)
+        for query, hits in zip(DEMO_QUERIES, searcher.search(DEMO_QUERIES, k=k)):
             click.echo(f"\nquery: {query}")
             for rank, hit in enumerate(hits, start=1):
-                text = (idx.get_metadata(hit.id) or {}).get("text", "")
-                click.echo(f"  {rank}. {hit.score:.3f}  {hit.id:<14} {text[:70]}")
+                click.echo(f"  {rank}. {hit.score:.3f}  {hit.id:<14} {searcher.text(hit.id)[:70]}")

@@ -46,17 +46,14 @@ def build(input_path, out, id_field, text_field, backbone, index_type, batch_siz
 @click.option("-k", default=10, show_default=True, help="Hits per query.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per query.")
 @click.option("--backbone", default=None, help="Override the backbone named in the manifest.")
+@click.option("--mmap", is_flag=True, help="Memory-map the index files instead of reading them.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
-def search(path, queries, k, as_json, backbone, threads) -> None:
+def search(path, queries, k, as_json, backbone, mmap, threads) -> None:
     """Search an index with one or more queries."""
-    from ..index import load_index
-
     _set_threads(threads)
-    results = index_build.search_index(path, list(queries), k=k, backbone=backbone)
-    idx = load_index(path)
-    for query, hits in zip(queries, results):
-        rows = [{"rank": r, "id": h.id, "score": round(h.score, 4),
-                 "text": (idx.get_metadata(h.id) or {}).get("text")}
+    searcher = index_build.Searcher(path, backbone=backbone, mmap=mmap)
+    for query, hits in zip(queries, searcher.search(list(queries), k)):
+        rows = [{"rank": r, "id": h.id, "score": round(h.score, 4), "text": searcher.text(h.id)}
                 for r, h in enumerate(hits, start=1)]
         if as_json:
             click.echo(json.dumps({"query": query, "hits": rows}, ensure_ascii=False))
@@ -74,7 +71,7 @@ def info(path) -> None:
     """Print an index's manifest."""
     from ..index.manifest import read_manifest
 
-    click.echo(json.dumps(read_manifest(path).to_json(), indent=2, ensure_ascii=False))
+    click.echo(json.dumps(read_manifest(path).to_dict(), indent=2, ensure_ascii=False))
 
 
 def _set_threads(threads: int | None) -> None:

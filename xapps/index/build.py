@@ -64,17 +64,36 @@ def build_index(input_path: str | Path, out: str | Path, *, id_field: str = "id"
     return report
 
 
+class Searcher:
+    """A loaded index with the backbone that encodes its queries."""
+
+    def __init__(self, path: str | Path, *, backbone: str | None = None,
+                 device: str | None = None, mmap: bool = False) -> None:
+        from ..errors import Errors, IndexMismatchError
+        from . import load_index
+        from .manifest import check_compatible, read_manifest
+
+        manifest = read_manifest(path)
+        name = backbone or (manifest.backbone or {}).get("name")
+        if not name:
+            raise IndexMismatchError(Errors.E011.format(
+                path=path, reason="its manifest names no backbone to encode queries with; "
+                                  "pass --backbone"))
+        self.model = load_backbone(name, device=device)
+        # Checked before the (possibly large) index is read: the error names both backbones.
+        check_compatible(manifest, backbone=self.model.identity, dim=self.model.hidden_size,
+                         path=path)
+        self.index = load_index(path, mmap=mmap)
+
+    def search(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
+        vectors = self.model.encode(list(queries), prompt="query")
+        return self.index.search(np.asarray(vectors, dtype=np.float32), k)
+
+    def text(self, doc_id: str) -> str:
+        return (self.index.get_metadata(doc_id) or {}).get("text") or ""
+
+
 def search_index(path: str | Path, queries: Sequence[str], *, k: int = 10,
                  backbone: str | None = None, device: str | None = None) -> list[list[Hit]]:
     """Encode ``queries`` with the backbone the index was built with and search it."""
-    index = DenseIndex.load(path, backbone=backbone)
-    name = backbone or (index.manifest.backbone or {}).get("name")
-    if not name:
-        from ..errors import Errors, IndexMismatchError
-
-        raise IndexMismatchError(Errors.E011.format(
-            path=path, reason="its manifest names no backbone to encode queries with; pass "
-                              "--backbone"))
-    model = load_backbone(name, device=device)
-    vectors = model.encode(list(queries), prompt="query")
-    return index.search(np.asarray(vectors, dtype=np.float32), k)
+    return Searcher(path, backbone=backbone, device=device).search(queries, k)

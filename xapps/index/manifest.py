@@ -205,13 +205,16 @@ def check_compatible(manifest: IndexManifest, backbone: Any = None, dim: int | N
         if saved is None:
             logger.warning("Index at %s records no backbone, so it cannot be checked against "
                            "%r; make sure it was built with that backbone", path, given["name"])
+        elif saved.get("sha256") and given.get("sha256"):
+            # Same weights under another name or path (a copied model folder) are fine.
+            if saved["sha256"] != given["sha256"]:
+                raise IndexMismatchError(Errors.E010.format(
+                    path=path, field="backbone", saved=f"{saved.get('name')} "
+                    f"(sha256 {saved['sha256'][:12]})", current=f"{given['name']} "
+                    f"(sha256 {given['sha256'][:12]})"))
         elif saved.get("name") != given["name"]:
             raise IndexMismatchError(Errors.E010.format(
                 path=path, field="backbone", saved=saved.get("name"), current=given["name"]))
-        elif saved.get("sha256") and given["sha256"] and saved["sha256"] != given["sha256"]:
-            raise IndexMismatchError(Errors.E010.format(
-                path=path, field=f"backbone {given['name']} sha256", saved=saved["sha256"],
-                current=given["sha256"]))
     if dim is not None and int(dim) != manifest.dim:
         raise IndexMismatchError(Errors.E010.format(path=path, field="dim", saved=manifest.dim,
                                                     current=int(dim)))
