@@ -11,6 +11,8 @@ from .. import __version__
 from ..errors import XappsError
 from .demo import demo
 from .index import index
+from .kb import kb
+from .link import link
 from .models import models
 
 
@@ -39,3 +41,5 @@ def main(verbose: int) -> None:
 main.add_command(models)
 main.add_command(index)
 main.add_command(demo)
+main.add_command(kb)
+main.add_command(link)
