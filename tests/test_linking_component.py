@@ -105,3 +105,19 @@ def test_saved_pipeline_loads_offline_in_a_new_process(kb_path, tmp_path):
                           check=True)
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got == json.loads(json.dumps(expected))
+
+
+def test_packaged_medlink_config_assembles(kb_path):
+    from pathlib import Path
+
+    from spacy.util import load_config, load_model_from_config
+
+    cfg = Path(__file__).resolve().parents[1] / "pipelines" / "medlink_me5.cfg"
+    config = load_config(cfg, overrides={
+        "components.xmen_linker.kb": str(kb_path),
+        "components.xmen_linker.candidates.generators": [{"kind": "tfidf", "k": 8}]})
+    nlp = load_model_from_config(config, auto_fill=True)
+    nlp.initialize()
+    nlp.get_pipe("entity_ruler").add_patterns(PATTERNS)
+    ents = nlp("Il a de la fièvre.").ents
+    assert [(e.text, e.kb_id_) for e in ents] == [("fièvre", "C03")]
