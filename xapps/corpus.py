@@ -3,13 +3,13 @@ file:line, what was expected and how to fix it."""
 from __future__ import annotations
 
 import csv
-import gzip
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 from .errors import Errors, InputError
+from .fileio import iter_lines
 
 csv.field_size_limit(1 << 30)
 
@@ -57,23 +57,8 @@ def read_records(path: str | Path, *, id_field: str = "id", text_field: str = "t
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, decoded line); decoding per line so an error names the right line."""
-    try:
-        fh = gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")
-    except OSError as exc:
-        raise InputError(Errors.E004.format(path=path, reason=exc.strerror or str(exc))) from exc
-    with fh:
-        lineno = 0
-        try:
-            for lineno, raw in enumerate(fh, start=1):
-                try:
-                    yield lineno, raw.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise InputError(Errors.E004.format(
-                        path=f"{path}:{lineno}", reason=f"not UTF-8 text ({exc.reason})")) from exc
-        except (OSError, EOFError) as exc:  # a truncated .gz, a read error
-            raise InputError(Errors.E004.format(path=f"{path}:{lineno + 1}",
-                                                reason=str(exc))) from exc
+    return iter_lines(path, lambda where, reason: InputError(
+        Errors.E004.format(path=where, reason=reason)))
 
 
 def _read_jsonl(path: Path, id_field: str, text_field: str) -> Iterator[Record]:

@@ -12,12 +12,12 @@ import json
 import logging
 import os
 import re
-import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import fileio
 from ..corpus import _lines
 from ..errors import Errors, InputError
 from ..paths import data_root
@@ -607,18 +607,10 @@ def write_bigbio_kb(docs: Iterable[Document], path: str | os.PathLike) -> int:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write UTF-8 text to a sibling temp file, then rename it over ``path``."""
-    path = Path(path)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:12]}"
+    """Write UTF-8 text atomically; a failure names the path and the fix (E068)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        fileio.atomic_write_text(path, text)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise InputError(Errors.E068.format(path=path, reason=exc.strerror or str(exc),
                                             fix="Check that the folder exists and is "
                                                 "writable.")) from exc

@@ -23,7 +23,6 @@ import hashlib
 import json
 import logging
 import os
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -33,7 +32,9 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from ..checksums import sha256_file
+from .. import fileio
 from ..errors import Errors, InputError
+from ..fileio import atomic_file
 
 logger = logging.getLogger("xapps")
 
@@ -609,44 +610,12 @@ def concept_to_dict(c: Concept) -> dict[str, Any]:
 
 
 def iter_lines(path: Path, expected: str) -> Iterator[tuple[int, str]]:
-    """(line number, text) of a UTF-8 file, optionally gzipped; decoding per line so that an
-    error names the right line."""
+    """Lines of a KB source file; errors (E059) say what kind of file was expected."""
     if not path.is_file():
         reason = "it is a folder" if path.is_dir() else "no such file"
         raise InputError(Errors.E059.format(path=path, reason=reason, expected=expected))
-    try:
-        fh = gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")
-    except OSError as exc:
-        raise InputError(Errors.E059.format(path=path, reason=exc.strerror or str(exc),
-                                            expected=expected)) from exc
-    with fh:
-        lineno = 0
-        try:
-            for lineno, raw in enumerate(fh, start=1):
-                try:
-                    yield lineno, raw.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise InputError(Errors.E059.format(
-                        path=f"{path}:{lineno}", reason=f"not UTF-8 text ({exc.reason})",
-                        expected=expected)) from exc
-        except (OSError, EOFError) as exc:  # a truncated .gz, a read error
-            raise InputError(Errors.E059.format(path=f"{path}:{lineno + 1}", reason=str(exc),
-                                                expected=expected)) from exc
-
-
-@contextmanager
-def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temp path beside ``path``; rename it onto ``path`` only if the block succeeds,
-    so a failed write never leaves a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:12]}"
-    try:
-        yield tmp
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)
+    yield from fileio.iter_lines(path, lambda where, reason: InputError(
+        Errors.E059.format(path=where, reason=reason, expected=expected)))
 
 
 @contextmanager

@@ -1,0 +1,58 @@
+"""Reading text files line by line with precise errors, and writing files atomically.
+
+Shared by every reader and writer of user files, so that a decode error always names the
+right line and a failed write never leaves a half-written file.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+#: Builds the exception for (where, reason); each caller words its own message.
+ErrorFactory = Callable[[str, str], Exception]
+
+
+def iter_lines(path: Path, error: ErrorFactory) -> Iterator[tuple[int, str]]:
+    """(line number, decoded line) of a UTF-8 file, gzipped or not; decoding per line so an
+    error names the right line."""
+    try:
+        fh = gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")
+    except OSError as exc:
+        raise error(str(path), exc.strerror or str(exc)) from exc
+    with fh:
+        lineno = 0
+        try:
+            for lineno, raw in enumerate(fh, start=1):
+                try:
+                    yield lineno, raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise error(f"{path}:{lineno}", f"not UTF-8 text ({exc.reason})") from exc
+        except (OSError, EOFError) as exc:  # a truncated .gz, a read error
+            raise error(f"{path}:{lineno + 1}", str(exc)) from exc
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temp path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:12]}"
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write UTF-8 text through :func:`atomic_file`, synced to disk before the rename."""
+    with atomic_file(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
