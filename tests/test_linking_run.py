@@ -57,3 +57,22 @@ def test_no_mentions_for_languages(kb_path):
     with pytest.raises(InputError, match=r"no annotated mentions for languages \['sw'\]"):
         run.evaluate_linking(kb_path, source=str(FIXTURES / "bigbio_kb.json"), langs=["sw"],
                              candidates="tfidf")
+
+
+def test_pipeline_strict_prf(kb_path, tmp_path):
+    import spacy
+
+    nlp = spacy.blank("xx")
+    ruler = nlp.add_pipe("entity_ruler")
+    nlp.add_pipe("xmen_linker", config={"kb": str(kb_path), "candidates": {"kind": "tfidf"}})
+    nlp.initialize()
+    ruler.add_patterns([{"label": "X", "pattern": p} for p in ("Aspirin", "Fieber", "Husten")])
+    nlp.to_disk(tmp_path / "pipe")
+    result = CliRunner().invoke(main, ["link", "eval", "--pipeline", str(tmp_path / "pipe"),
+                                       "--data", str(FIXTURES / "bigbio_kb.json"), "--json"],
+                                catch_exceptions=False)
+    strict = json.loads(result.output[result.output.index("{"):])["strict"]
+    # Gold: Aspirin (UMLS and MeSH ids: 2 tuples), "Head ... pain", Fieber; T3 has no id.
+    # Predicted: Aspirin, Fieber, Husten (not annotated in the gold) -> tp 2, fp 1, fn 2.
+    assert (strict["tp"], strict["fp"], strict["fn"]) == (2, 1, 2)
+    assert strict["f1"] == pytest.approx(2 * (2 / 3) * (2 / 4) / (2 / 3 + 2 / 4))

@@ -18,8 +18,8 @@ def link() -> None:
 
 
 @link.command("eval")
-@click.option("--kb", "kb_path", required=True, type=click.Path(exists=True),
-              help="KB .jsonl or saved KB folder.")
+@click.option("--kb", "kb_path", type=click.Path(exists=True), default=None,
+              help="KB .jsonl or saved KB folder (not needed with --pipeline).")
 @click.option("--data", "source", default=None,
               help="BigBIO KB-schema file; default: Mantra GSC under the data root.")
 @click.option("--langs", default=None, help="Comma-separated language codes, e.g. de,fr.")
@@ -30,9 +30,24 @@ def link() -> None:
 @click.option("-k", default=64, show_default=True)
 @click.option("--errors", "errors_path", type=click.Path(), default=None,
               help="Write an error-analysis JSONL here.")
+@click.option("--pipeline", type=click.Path(exists=True), default=None,
+              help="A saved spaCy pipeline with NER + xmen_linker: report strict P/R/F1 "
+                   "(spans from the NER) instead of the gold-span setting.")
 @click.option("--json", "as_json", is_flag=True)
-def eval_(kb_path, source, langs, candidates, reranker, k, errors_path, as_json) -> None:
-    """Recall@1/5/16/64 per language (gold spans given), accuracy@1 after re-ranking."""
+def eval_(kb_path, source, langs, candidates, reranker, k, errors_path, pipeline,
+          as_json) -> None:
+    """Recall@1/5/16/64 per language (gold spans given), accuracy@1 after re-ranking; or
+    strict P/R/F1 of a whole pipeline with --pipeline."""
+    if pipeline:
+        report = run.evaluate_pipeline(pipeline, source=source, langs=_langs(langs))
+        strict = report["strict"]
+        click.echo(json.dumps(report, indent=2) if as_json else
+                   f"strict P {100 * strict['precision']:.1f}  R {100 * strict['recall']:.1f}  "
+                   f"F1 {100 * strict['f1']:.1f}  ({strict['n_pred']} predicted, "
+                   f"{strict['n_gold']} gold, {report['n_docs']} documents)")
+        return
+    if not kb_path:
+        raise click.UsageError("--kb is required unless --pipeline is given.")
     report = run.evaluate_linking(kb_path, source=source, langs=_langs(langs),
                                   candidates=candidates, reranker=reranker, k=k,
                                   errors_path=errors_path)

@@ -25,14 +25,17 @@ GENERATOR_PRESETS = {
 }
 
 
+def load_documents(source: str | None, langs: Sequence[str] | None = None):
+    if source in (None, "mantra"):
+        return read_mantra(langs=tuple(langs) if langs else ("en", "fr", "de", "es"))
+    return [d for d in read_bigbio_kb(source) if not langs or d.lang in set(langs)]
+
+
 def load_annotated(source: str | None, *, langs: Sequence[str] | None = None,
                    window: int = 64) -> tuple[list[Mention], list[set[str]]]:
     """Mentions with context and gold concept sets from a BigBIO KB file, or from Mantra GSC
     (``source`` None or "mantra" reads data_root()/mantra-gsc; ``langs`` filters, e.g. de,fr)."""
-    if source in (None, "mantra"):
-        docs = read_mantra(langs=tuple(langs) if langs else ("en", "fr", "de", "es"))
-    else:
-        docs = [d for d in read_bigbio_kb(source) if not langs or d.lang in set(langs)]
+    docs = load_documents(source, langs)
     # Entities without a normalised id cannot be scored in the normalisation setting.
     pairs = [(m, g) for m, g in doc_mentions(docs, window) if g]
     if not pairs:
@@ -73,6 +76,24 @@ def evaluate_linking(kb_path: str | Path, *, source: str | None = None,
     if errors_path:
         write_error_analysis(error_analysis(mentions, final, gold), errors_path)
     return report
+
+
+def evaluate_pipeline(pipeline: str | Path, *, source: str | None = None,
+                      langs: Sequence[str] | None = None, batch_size: int = 32) -> dict:
+    """End to end: spans from the pipeline's NER (doc.ents) linked by its xmen_linker, scored
+    with strict P/R/F1 (span and concept must both match) against the gold documents."""
+    import spacy
+
+    from .evaluate import entity_tuples, strict_prf
+
+    nlp = spacy.load(pipeline)
+    docs = load_documents(source, langs)
+    predicted = set()
+    for gold_doc, doc in zip(docs, nlp.pipe((d.text for d in docs), batch_size=batch_size)):
+        predicted.update((gold_doc.id, e.start_char, e.end_char, e.kb_id_)
+                         for e in doc.ents if e.kb_id_)
+    return {"n_docs": len(docs), "pipeline": str(pipeline),
+            "strict": strict_prf(predicted, entity_tuples(docs))}
 
 
 def train_linking(kb_path: str | Path, out: str | Path, *, source: str | None = None,
