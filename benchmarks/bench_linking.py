@@ -179,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--translations", choices=["no", "yes", "both"], default="both")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(HERE / "results" / "linking.json"))
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other configurations' rows of an existing result file")
     args = parser.parse_args(argv)
 
     from xapps.paths import data_root
@@ -217,10 +219,20 @@ def main(argv: list[str] | None = None) -> int:
                   json.dumps(result["recall"]["pooled"]), flush=True)
     from xapps import __version__
 
-    result = {"benchmark": "linking_candidates", "date": time.strftime("%Y-%m-%d %H:%M"),
-              "command": "python benchmarks/bench_linking.py " + " ".join(argv or sys.argv[1:]),
-              "xapps_version": __version__, "peers": PEERS, "runs": runs}
     out = Path(args.out)
+    command = "python benchmarks/bench_linking.py " + " ".join(argv or sys.argv[1:])
+    for run in runs:
+        run["command"] = command
+    if args.merge and out.exists():
+        # Re-running some configurations replaces just those rows.
+        fresh = {(r["config"], r["translations"]) for r in runs}
+        kept = [r for r in json.loads(out.read_text())["runs"]
+                if (r["config"], r["translations"]) not in fresh]
+        runs = kept + runs
+    order = {name: i for i, name in enumerate(CONFIGS)}
+    runs.sort(key=lambda r: (r["translations"], order.get(r["config"], 99)))
+    result = {"benchmark": "linking_candidates", "date": time.strftime("%Y-%m-%d %H:%M"),
+              "command": command, "xapps_version": __version__, "peers": PEERS, "runs": runs}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2), encoding="utf-8")
     write_table(result)

@@ -323,3 +323,13 @@ def test_load_refuses_damaged_folders(tiny_xlmr_path, tmp_path):
     (out / "cfg.json").unlink()
     with pytest.raises(ModelError, match=r"\[E070\] .* no cfg.json"):
         CrossEncoderReranker.load(out)
+
+
+def test_word_embeddings_are_frozen_unless_asked(tiny_xlmr_path, kb):
+    examples = make_examples(8)
+    for freeze in (True, False):
+        r = reranker(tiny_xlmr_path, freeze_embeddings=freeze)
+        emb = r.model.get_input_embeddings().weight
+        before = emb.detach().clone()
+        train_reranker(r, examples, kb, lr=5e-3, batch_size=4, progress=False)
+        assert torch.equal(emb.detach(), before) is freeze
