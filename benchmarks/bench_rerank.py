@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--lr", type=float, default=3e-5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--generator-prior", type=float, default=20.0)
     parser.add_argument("--splits", default="0,1", help="which of the two splits to run")
     parser.add_argument("--out", default=str(HERE / "results" / "rerank.json"))
     args = parser.parse_args(argv)
@@ -89,8 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         train_idx = train_idx[:args.train_examples]
         examples = [TrainingExample(mentions[i], ranked[i], sorted(gold[i])[0])
                     for i in train_idx]
-        reranker = CrossEncoderReranker(RerankerConfig(backbone="me5-small",
-                                                       max_length=args.max_length))
+        reranker = CrossEncoderReranker(RerankerConfig(
+            backbone="me5-small", max_length=args.max_length,
+            generator_prior=args.generator_prior))
         history = train_reranker(reranker, examples, kb, epochs=args.epochs, lr=args.lr,
                                  batch_size=args.batch_size, candidate_chunk=32,
                                  max_candidates=args.k)
@@ -130,8 +132,9 @@ def write_table(result: dict) -> None:
     lines = ["<!-- rerank:start -->",
              f"Cross-lingual re-ranking, Mantra GSC; ensemble candidates k={s['k']}; "
              f"{s['train_examples']} training mentions, {s['epochs']} epoch(s), batch "
-             f"{s['batch_size']}, lr {s['lr']}, max_length {s['max_length']}, frozen word "
-             f"embeddings, CPU {s['threads']} threads; {result['date']}; `{result['command']}`",
+             f"{s['batch_size']}, lr {s['lr']}, max_length {s['max_length']}, generator prior "
+             f"{s['generator_prior']}, frozen word embeddings, CPU {s['threads']} threads; "
+             f"{result['date']}; `{result['command']}`",
              "", "| train -> test | generator R@1 | R@k | re-ranked acc@1 | per language | "
                  "train s | re-rank mentions/s |", "|---|---|---|---|---|---|---|"]
     for run in result["runs"]:

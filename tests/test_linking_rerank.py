@@ -195,7 +195,8 @@ def test_score_input_errors(tiny_xlmr_path, kb):
 # --------------------------------------------------------------------------- training
 def test_training_lowers_loss_and_raises_accuracy(tiny_xlmr_path, kb):
     examples = make_examples(20)
-    r = reranker(tiny_xlmr_path, rank_reg_weight=0.0)
+    # The tiny model's embeddings are random, so this toy task needs them trainable.
+    r = reranker(tiny_xlmr_path, rank_reg_weight=0.0, freeze_embeddings=False)
     before = evaluate_reranker(r, examples, kb)
     assert before["loss"] == pytest.approx(math.log(5), abs=0.01)  # 4 candidates + NIL
     history = train_reranker(r, examples, kb, epochs=5, lr=5e-3, batch_size=4, progress=False)
@@ -333,3 +334,28 @@ def test_word_embeddings_are_frozen_unless_asked(tiny_xlmr_path, kb):
         before = emb.detach().clone()
         train_reranker(r, examples, kb, lr=5e-3, batch_size=4, progress=False)
         assert torch.equal(emb.detach(), before) is freeze
+
+
+def test_generator_prior_keeps_the_generator_order_and_enters_the_loss(tiny_xlmr_path, kb):
+    from xapps.linking.types import Candidate
+
+    ex = make_examples(3, k=5)
+    mentions = [e.mention for e in ex]
+    lists = [[Candidate(c.concept_id, 0.9 - 0.1 * i, dict(c.sources))
+              for i, c in enumerate(e.candidates)] for e in ex]
+    strong = reranker(tiny_xlmr_path, generator_prior=1000.0)
+    for before, after in zip(lists, strong.score(mentions, lists, kb)):
+        assert [c.concept_id for c in after] == [c.concept_id for c in before]
+    # The loss sees prior-shifted logits: with no regularisation it equals the loss of the
+    # plain model's logits plus prior * score.
+    plain = reranker(tiny_xlmr_path)
+    shifted = reranker(tiny_xlmr_path, generator_prior=2.0, rank_reg_weight=0.0)
+    items = [TrainingExample(m, c, e.gold) for m, c, e in zip(mentions, lists, ex)]
+    with torch.no_grad():
+        logits, gold, scores, mask = plain._batch_logits(
+            plain_items := __import__("xapps.linking.rerank", fromlist=["x"])._prepare_examples(
+                plain, items, kb, 64)[0], 64)
+        expected = listwise_loss(torch.cat([logits[:, :-1] + 2.0 * scores * mask,
+                                            logits[:, -1:]], dim=1), gold, scores, mask, 0.0)
+        got = shifted.loss(items, kb)
+    assert len(plain_items) == 3 and float(got) == pytest.approx(float(expected), rel=1e-5)

@@ -86,9 +86,12 @@ def eval_(kb_path, source, langs, candidates, reranker, k, errors_path, pipeline
 @click.option("--candidate-chunk", default=16, show_default=True)
 @click.option("--max-length", default=64, show_default=True)
 @click.option("--rank-reg-weight", default=1.0, show_default=True)
+@click.option("--generator-prior", default=20.0, show_default=True,
+              help="Add this times the generator score to each logit (0: plain xMEN).")
 @click.option("--threads", type=int, default=None)
 def train(kb_path, out, source, langs, backbone, candidates, k, max_examples, epochs, lr,
-          batch_size, grad_accum, candidate_chunk, max_length, rank_reg_weight, threads) -> None:
+          batch_size, grad_accum, candidate_chunk, max_length, rank_reg_weight, generator_prior,
+          threads) -> None:
     """Train the cross-encoder re-ranker on annotated documents."""
     if threads:
         import torch
@@ -99,5 +102,6 @@ def train(kb_path, out, source, langs, backbone, candidates, k, max_examples, ep
                                max_examples=max_examples, epochs=epochs, lr=lr,
                                batch_size=batch_size, grad_accum=grad_accum,
                                candidate_chunk=candidate_chunk, max_length=max_length,
-                               rank_reg_weight=rank_reg_weight)
+                               rank_reg_weight=rank_reg_weight,
+                               generator_prior=generator_prior)
     click.echo(json.dumps(report, indent=2))

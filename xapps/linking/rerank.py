@@ -75,6 +75,13 @@ class RerankerConfig:
     #: me5-small, faster CPU steps, and languages absent from training keep the subword
     #: embeddings the backbone aligned across languages.
     freeze_embeddings: bool = True
+    #: Add ``generator_prior * generator score`` to each candidate's logit, so the
+    #: cross-encoder learns a correction of the generator's ranking instead of a ranking from
+    #: scratch: an untrained or briefly trained re-ranker then keeps the generator's order
+    #: (measured on Mantra: 50 CPU steps without it fell from 53.6% to 15.3% accuracy@1).
+    #: Rank regularisation then pulls the logits towards the scaled scores, i.e. keeps the
+    #: correction small. 0 is plain xMEN.
+    generator_prior: float = 0.0
 
     def __post_init__(self) -> None:
         checks = [("max_length", self.max_length, isinstance(self.max_length, int)
@@ -443,9 +450,16 @@ class CrossEncoderReranker:
             masks.append([True] * k + [False] * (width - k))
             gold.append(width if it.gold_index == k else it.gold_index)
         dev = flat.device
-        return (torch.stack(rows), torch.tensor(gold, dtype=torch.long, device=dev),
-                torch.tensor(scores, dtype=torch.float32, device=dev),
-                torch.tensor(masks, dtype=torch.bool, device=dev))
+        logits = torch.stack(rows)
+        prior = torch.tensor(scores, dtype=torch.float32, device=dev) * \
+            self.config.generator_prior
+        mask_t = torch.tensor(masks, dtype=torch.bool, device=dev)
+        if self.config.generator_prior:
+            logits = torch.cat([logits[:, :width] + prior * mask_t, logits[:, width:]], dim=1)
+            scores_t = prior
+        else:
+            scores_t = torch.tensor(scores, dtype=torch.float32, device=dev)
+        return logits, torch.tensor(gold, dtype=torch.long, device=dev), scores_t, mask_t
 
     def loss(self, examples: Sequence[TrainingExample], kb: Any, *, candidate_chunk: int = 16,
              max_candidates: int = 64, reduction: str = "mean") -> torch.Tensor:
@@ -506,7 +520,11 @@ class CrossEncoderReranker:
                 nil_probs.append(1.0)
                 continue
             width = k + (1 if self.config.nil else 0)
-            probs = torch.softmax(flat[pos:pos + width].double(), dim=0).tolist()
+            logits = flat[pos:pos + width].double().clone()
+            if self.config.generator_prior:
+                logits[:k] += self.config.generator_prior * torch.tensor(
+                    [float(c.score) for c in cands], dtype=torch.float64)
+            probs = torch.softmax(logits, dim=0).tolist()
             pos += width
             out = []
             for cand, p in zip(cands, probs[:k]):

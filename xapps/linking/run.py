@@ -101,7 +101,8 @@ def train_linking(kb_path: str | Path, out: str | Path, *, source: str | None = 
                   candidates: str | dict = "tfidf", k: int = 16,
                   max_examples: int | None = None, epochs: int = 1, lr: float = 2e-5,
                   batch_size: int = 8, grad_accum: int = 1, candidate_chunk: int = 16,
-                  max_length: int = 64, rank_reg_weight: float = 1.0, seed: int = 0) -> dict:
+                  max_length: int = 64, rank_reg_weight: float = 1.0,
+                  generator_prior: float = 20.0, seed: int = 0) -> dict:
     """Train a cross-encoder re-ranker on the annotated documents of ``langs`` and save it.
 
     Train on some languages and evaluate on others for the cross-lingual setting."""
@@ -120,7 +121,8 @@ def train_linking(kb_path: str | Path, out: str | Path, *, source: str | None = 
     ranked: list[list[Candidate]] = generator.generate(mentions, k)
     examples = [TrainingExample(m, c, sorted(g)[0]) for m, c, g in zip(mentions, ranked, gold)]
     reranker = CrossEncoderReranker(RerankerConfig(backbone=backbone, max_length=max_length,
-                                                   rank_reg_weight=rank_reg_weight))
+                                                   rank_reg_weight=rank_reg_weight,
+                                                   generator_prior=generator_prior))
     history = train_reranker(reranker, examples, kb, epochs=epochs, lr=lr,
                              batch_size=batch_size, grad_accum=grad_accum,
                              candidate_chunk=candidate_chunk, max_candidates=k, seed=seed)
