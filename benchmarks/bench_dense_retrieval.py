@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from readme_table import write_block
 
 HERE = Path(__file__).resolve().parent
 LANGS = ["ar", "de", "en", "es", "hi", "ru", "vi", "zh"]
@@ -263,8 +264,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def write_table(result: dict) -> None:
     q, s = result["quality"], result["speed"]
-    lines = ["<!-- dense_retrieval:start -->",
-             f"Dense retrieval, XQuAD-R, {result['backbone']['name']} "
+    lines = [f"Dense retrieval, XQuAD-R, {result['backbone']['name']} "
              f"({result['n_sentences']} sentences, {result['n_questions']} questions; "
              f"{result['date']}; `{result['command']}`)", "",
              "| language | mono MRR@10 | mono R@1 | mono R@10 | cross MRR@10 | cross R@10 "
@@ -287,17 +287,8 @@ def write_table(result: dict) -> None:
         lines.append(f"| {kind}: build / p50 / p95 / recall@10 | {r['build_s']:.2f} s / "
                      f"{r['latency_ms_p50']:.3f} ms / {r['latency_ms_p95']:.3f} ms / "
                      f"{r['cross_lingual_recall@10']:.3f} |")
-    lines += [f"| peak RSS | {s['peak_rss_mb']:.0f} MB |", "<!-- dense_retrieval:end -->"]
-    readme = HERE / "README.md"
-    text = readme.read_text(encoding="utf-8") if readme.exists() else "# Benchmarks\n\n"
-    block = "\n".join(lines)
-    if "<!-- dense_retrieval:start -->" in text:
-        head, rest = text.split("<!-- dense_retrieval:start -->", 1)
-        tail = rest.split("<!-- dense_retrieval:end -->", 1)[1]
-        text = head + block + tail
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    readme.write_text(text, encoding="utf-8")
+    lines += [f"| peak RSS | {s['peak_rss_mb']:.0f} MB |"]
+    write_block("dense_retrieval", lines, "Dense retrieval (XQuAD-R)")
 
 
 if __name__ == "__main__":

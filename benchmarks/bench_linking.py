@@ -14,8 +14,8 @@ Writes benchmarks/results/linking.json and the table in benchmarks/README.md. Th
 from __future__ import annotations
 
 import argparse
-import os
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from readme_table import write_block
 
 HERE = Path(__file__).resolve().parent
 WORK = Path(os.environ.get("XAPPS_BENCH_WORK", "/tmp/xapps-bench-linking"))
@@ -242,8 +243,7 @@ def main(argv: list[str] | None = None) -> int:
 def write_table(result: dict) -> None:
     baseline = next((r for r in result["runs"] if r["config"] == "baseline-sklearn"
                      and "error" not in r), None)
-    lines = ["<!-- linking:start -->",
-             f"Entity-linking candidates, Mantra GSC en/fr/de/es (4,853 mentions) against "
+    lines = [f"Entity-linking candidates, Mantra GSC en/fr/de/es (4,853 mentions) against "
              f"kb_mantra_hpo (13,981 concepts); recall@1/5/16/64 in %; {result['date']}; "
              f"`{result['command']}`", "",
              "| config | EN | FR | DE | ES | pooled | mentions/s | x sklearn | build s "
@@ -265,17 +265,8 @@ def write_table(result: dict) -> None:
     lines += ["", "Peers (from the issue, measured on this kind of machine): "
               + "; ".join(f"{n}: pooled {'/'.join(str(x) for x in p['pooled'])}, "
                           f"{p['mentions_per_s']} mentions/s, build {p['build_s']} s, "
-                          f"{p['rss_mb']} MB" for n, p in result["peers"].items()),
-              "<!-- linking:end -->"]
-    readme = HERE / "README.md"
-    text = readme.read_text(encoding="utf-8")
-    block = "\n".join(lines)
-    if "<!-- linking:start -->" in text:
-        head, rest = text.split("<!-- linking:start -->", 1)
-        text = head + block + rest.split("<!-- linking:end -->", 1)[1]
-    else:
-        text = text.rstrip() + "\n\n## Entity-linking candidates (Mantra GSC)\n\n" + block + "\n"
-    readme.write_text(text, encoding="utf-8")
+                          f"{p['rss_mb']} MB" for n, p in result["peers"].items())]
+    write_block("linking", lines, "Entity-linking candidates (Mantra GSC)")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from readme_table import write_block
+
 HERE = Path(__file__).resolve().parent
 WORK = Path(os.environ.get("XAPPS_BENCH_WORK", "/tmp/xapps-bench-linking"))
 SPLITS = [(("en", "es"), ("de", "fr")), (("de", "fr"), ("en", "es"))]
@@ -129,8 +131,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def write_table(result: dict) -> None:
     s = result["settings"]
-    lines = ["<!-- rerank:start -->",
-             f"Cross-lingual re-ranking, Mantra GSC; ensemble candidates k={s['k']}; "
+    lines = [f"Cross-lingual re-ranking, Mantra GSC; ensemble candidates k={s['k']}; "
              f"{s['train_examples']} training mentions, {s['epochs']} epoch(s), batch "
              f"{s['batch_size']}, lr {s['lr']}, max_length {s['max_length']}, generator prior "
              f"{s['generator_prior']}, frozen word embeddings, CPU {s['threads']} threads; "
@@ -146,16 +147,7 @@ def write_table(result: dict) -> None:
                      f"{100 * run['generator_recall@1']:.1f} | {100 * rk:.1f} | "
                      f"{100 * run['accuracy@1']:.1f} | {per} | {run['train_seconds']:.0f} | "
                      f"{run['rerank_mentions_per_s']:.1f} |")
-    lines.append("<!-- rerank:end -->")
-    readme = HERE / "README.md"
-    text = readme.read_text(encoding="utf-8")
-    block = "\n".join(lines)
-    if "<!-- rerank:start -->" in text:
-        head, rest = text.split("<!-- rerank:start -->", 1)
-        text = head + block + rest.split("<!-- rerank:end -->", 1)[1]
-    else:
-        text = text.rstrip() + "\n\n## Cross-lingual re-ranking (Mantra GSC)\n\n" + block + "\n"
-    readme.write_text(text, encoding="utf-8")
+    write_block("rerank", lines, "Cross-lingual re-ranking (Mantra GSC)")
 
 
 if __name__ == "__main__":
