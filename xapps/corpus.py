@@ -3,13 +3,12 @@ file:line, what was expected and how to fix it."""
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 from .errors import Errors, InputError
-from .fileio import iter_lines
+from .fileio import iter_json_lines, iter_lines
 
 csv.field_size_limit(1 << 30)
 
@@ -62,14 +61,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
 
 
 def _read_jsonl(path: Path, id_field: str, text_field: str) -> Iterator[Record]:
-    for lineno, line in _lines(path):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(Errors.E001.format(where=where, reason=exc.msg)) from None
+    for where, obj in iter_json_lines(path, _lines(path)):
         if not isinstance(obj, dict):
             raise InputError(Errors.E001.format(where=where,
                                                 reason=f"a {type(obj).__name__}, not an object"))

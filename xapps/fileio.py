@@ -6,11 +6,14 @@ right line and a failed write never leaves a half-written file.
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
+
+from .errors import Errors, InputError
 
 #: Builds the exception for (where, reason); each caller words its own message.
 ErrorFactory = Callable[[str, str], Exception]
@@ -33,6 +36,19 @@ def iter_lines(path: Path, error: ErrorFactory) -> Iterator[tuple[int, str]]:
                     raise error(f"{path}:{lineno}", f"not UTF-8 text ({exc.reason})") from exc
         except (OSError, EOFError) as exc:  # a truncated .gz, a read error
             raise error(f"{path}:{lineno + 1}", str(exc)) from exc
+
+
+def iter_json_lines(path: str | os.PathLike[str],
+                    lines: Iterable[tuple[int, str]]) -> Iterator[tuple[str, Any]]:
+    """("file:line", parsed object) for each non-blank JSON line; E001 names a bad line."""
+    for lineno, line in lines:
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            yield where, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(Errors.E001.format(where=where, reason=exc.msg)) from None
 
 
 @contextmanager

@@ -339,14 +339,7 @@ def read_benchmark_mentions(path: str | os.PathLike | None = None, *,
                                                               f"{BENCHMARK_FILE} is missing"))
     texts: dict[str, str] = {}
     out: list[tuple[Mention, str]] = []
-    for lineno, line in _lines(path):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(Errors.E001.format(where=where, reason=exc.msg)) from None
+    for where, row in fileio.iter_json_lines(path, _lines(path)):
         missing = [k for k in ("id", "lang", "cui", "text") if not isinstance(row, dict)
                    or not isinstance(row.get(k), str) or not row[k]]
         if missing:

@@ -286,14 +286,7 @@ class KnowledgeBase:
         first_seen: dict[str, str] = {}
         no_canonical = 0
         with gc_paused():
-            for lineno, line in iter_lines(path, _JSONL_EXPECTED):
-                if not line.strip():
-                    continue
-                where = f"{path}:{lineno}"
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(Errors.E001.format(where=where, reason=exc.msg)) from None
+            for where, obj in fileio.iter_json_lines(path, iter_lines(path, _JSONL_EXPECTED)):
                 concept, borrowed = concept_from_dict(obj, where)
                 no_canonical += borrowed
                 if concept.concept_id in first_seen:
