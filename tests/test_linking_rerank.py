@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import math
 import random
-from dataclasses import dataclass, field
 
 import pytest
 import torch
 
 from xapps.errors import InputError, ModelError
+from xapps.linking.kb import Alias, Concept
 from xapps.linking.rerank import (
     CrossEncoderReranker,
     RerankerConfig,
@@ -24,19 +24,6 @@ from xapps.linking.types import Candidate, Mention
 NAMES = ["malaria", "fever", "rain", "market", "mosquito", "flood", "chills", "bite"]
 
 
-@dataclass
-class Alias:
-    text: str
-    lang: str | None = None
-
-
-@dataclass
-class Concept:
-    concept_id: str
-    canonical_name: str
-    aliases: list = field(default_factory=list)
-    types: list = field(default_factory=list)
-    definition: str = ""
 
 
 @pytest.fixture(scope="module")
@@ -126,13 +113,12 @@ def test_candidate_and_mention_texts(tiny_xlmr_path):
 
 
 def test_works_with_the_knowledge_base_class(tiny_xlmr_path):
-    from xapps.linking.kb import Concept as KBConcept
     from xapps.linking.kb import KnowledgeBase
 
     kb = KnowledgeBase([
-        KBConcept("C1", "Headache", ["Cephalgia", {"text": "Kopfschmerz", "lang": "DE"}],
-                  ["T184"]),
-        KBConcept("C2", "Fever", [{"text": "Fieber", "lang": "de"}], ["T184"])])
+        Concept("C1", "Headache", ["Cephalgia", {"text": "Kopfschmerz", "lang": "DE"}],
+                ["T184"]),
+        Concept("C2", "Fever", [{"text": "Fieber", "lang": "de"}], ["T184"])])
     r = reranker(tiny_xlmr_path, use_types=True)
     assert r.candidate_text(kb["C1"], "de-AT") == \
         "Headache [TITLE] Kopfschmerz ; Cephalgia [TYPE] T184"

@@ -19,8 +19,16 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from ..errors import Errors, InputError
-from .kb import (Alias, Concept, KnowledgeBase, iter_lines, name_from_path, normalize_lang,
-                 unique_aliases)
+from ..fileio import iter_json_lines
+from .kb import (
+    Alias,
+    Concept,
+    KnowledgeBase,
+    iter_lines,
+    name_from_path,
+    normalize_lang,
+    unique_aliases,
+)
 
 logger = logging.getLogger("xapps")
 
@@ -482,13 +490,7 @@ def from_bigbio_kb(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[st
 def _bigbio_documents(path: Path) -> Iterator[tuple[str, Any]]:
     suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
     if suffixes and suffixes[-1] in (".jsonl", ".ndjson"):
-        for lineno, line in iter_lines(path, "BigBIO KB-schema .json or .jsonl"):
-            if line.strip():
-                try:
-                    yield f"{path}:{lineno}", json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(Errors.E001.format(where=f"{path}:{lineno}",
-                                                        reason=exc.msg)) from None
+        yield from iter_json_lines(path, iter_lines(path, "BigBIO KB-schema .json or .jsonl"))
         return
     text = "".join(line for _, line in iter_lines(path, "BigBIO KB-schema .json or .jsonl"))
     try:
