@@ -105,3 +105,55 @@ def test_unknown_model_names_the_fix(tmp_path, monkeypatch):
 
 def test_e5_prefixes_follow_the_model(tiny):
     assert tiny.prefixes == {}  # the tiny XLM-R is not an e5 model
+
+
+def test_int8_quantisation_is_its_own_cached_copy_close_to_float(tiny_xlmr_path):
+    import torch
+
+    texts = ["Malaria is spread by mosquitoes.", "La malaria se transmite por mosquitos.",
+             "Heavy rain flooded the market."]
+    fp32 = load_backbone(str(tiny_xlmr_path))
+    int8 = load_backbone(str(tiny_xlmr_path), quantize="int8")
+    assert int8 is not fp32 and int8 is load_backbone(str(tiny_xlmr_path), quantize="int8")
+    assert load_backbone(str(tiny_xlmr_path), quantize="none") is fp32
+    linear_types = {type(m) for m in int8.model.modules() if "Linear" in type(m).__name__}
+    assert linear_types and torch.nn.Linear not in linear_types  # every Linear was swapped
+    assert any(type(m) is torch.nn.Linear for m in fp32.model.modules())  # float copy intact
+    a, b = fp32.encode(texts), int8.encode(texts)
+    cos = (a * b).sum(1)
+    assert (cos > 0.95).all() and not np.allclose(a, b)
+    assert "int8" in repr(int8)
+
+
+def test_quantize_is_validated_and_ignored_on_gpu():
+    import torch
+
+    from xapps.backbone import resolve_quantize
+
+    with pytest.raises(ModelError, match=r"quantize='int4'.*none, int8"):
+        resolve_quantize("int4", torch.device("cpu"))
+    assert resolve_quantize("int8", torch.device("cpu")) == "int8"
+    assert resolve_quantize("int8", torch.device("cuda")) is None
+    assert resolve_quantize(None, torch.device("cpu")) is None
+
+
+def test_fast_dtype_is_bf16_only_on_a_cpu_with_native_bf16(monkeypatch):
+    import torch
+
+    from xapps import backbone
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(backbone, "cpu_has_native_bf16", lambda: True)
+    assert backbone.resolve_dtype("fast", cpu) == torch.bfloat16
+    monkeypatch.setattr(backbone, "cpu_has_native_bf16", lambda: False)
+    assert backbone.resolve_dtype("fast", cpu) == torch.float32
+    assert backbone.resolve_dtype("auto", cpu) == torch.float32
+    with pytest.raises(ModelError, match="auto, fast, float32"):
+        backbone.resolve_dtype("int3", cpu)
+
+
+def test_bf16_encoding_stays_close_to_float32(tiny_xlmr_path):
+    texts = ["Malaria is spread by mosquitoes.", "Heavy rain flooded the market."]
+    a = load_backbone(str(tiny_xlmr_path)).encode(texts)
+    b = load_backbone(str(tiny_xlmr_path), dtype="bfloat16").encode(texts)
+    assert b.dtype == np.float32 and ((a * b).sum(1) > 0.99).all()

@@ -138,6 +138,35 @@ def test_hnsw_over_fetch_with_many_tombstones() -> None:
 
 
 @pytest.mark.parametrize("kind", TYPES)
+def test_search_arrays_agree_with_search_and_map_back_through_labels(kind: str,
+                                                                      tmp_path: Path) -> None:
+    index, ids, x = _built(kind)
+    index.remove(ids[:5])
+    hits = index.search(x[:8], k=10)
+    scores, labels = index.search_arrays(x[:8], k=10)
+    assert scores.shape == labels.shape == (8, 10) and scores.dtype == np.float32
+    id_of = {int(key): i for key, i in zip(index.labels(ids[5:]), ids[5:])}
+    for row_hits, row_scores, row_labels in zip(hits, scores, labels):
+        live = row_labels >= 0
+        assert [id_of[int(key)] for key in row_labels[live]] == [h.id for h in row_hits]
+        np.testing.assert_allclose(row_scores[live], [h.score for h in row_hits], rtol=1e-6)
+        assert np.isneginf(row_scores[~live]).all()
+    index.save(tmp_path / "ix")
+    assert (DenseIndex.load(tmp_path / "ix").labels(ids[5:]) == index.labels(ids[5:])).all()
+    with pytest.raises(KeyError, match="doc-0"):
+        index.labels(["doc-0"])
+
+
+def test_search_arrays_pad_when_the_index_is_small() -> None:
+    index = DenseIndex(dim=DIM).build(_ids(3), _vectors(3))
+    scores, labels = index.search_arrays(_vectors(2, seed=1), k=5)
+    assert (labels[:, :3] >= 0).all() and (labels[:, 3:] == -1).all()
+    assert np.isneginf(scores[:, 3:]).all()
+    empty_scores, empty_labels = DenseIndex(dim=DIM).search_arrays(_vectors(2), k=4)
+    assert empty_labels.shape == (2, 4) and (empty_labels == -1).all()
+
+
+@pytest.mark.parametrize("kind", TYPES)
 def test_save_load_round_trip_is_identical(kind: str, tmp_path: Path) -> None:
     index, ids, x = _built(kind, backbone={"name": "me5-small", "sha256": "ab" * 32})
     index.save(tmp_path / "ix")

@@ -92,6 +92,18 @@ def test_dense_generator_on_tiny_backbone(kb, tiny_xlmr_path, tmp_path):
     assert ids(again[0]) == ids(out[1])
 
 
+def test_dense_generator_int8_keeps_its_setting_on_disk(kb, tiny_xlmr_path, tmp_path):
+    gen = make_generator("dense", backbone=str(tiny_xlmr_path), quantize="int8").fit(kb)
+    assert gen.backbone.quantize == "int8"
+    names = kb.alias_table().names
+    top = gen.generate([Mention(names[3])], k=3)[0][0]
+    assert top.concept_id == kb.concepts[kb.alias_table().concept_index[3]].concept_id
+    gen.to_disk(tmp_path / "q")
+    again = load_generator(tmp_path / "q", kb)
+    assert again.backbone.quantize == "int8"
+    assert again.generate([Mention(names[3])], k=3)[0][0].concept_id == top.concept_id
+
+
 def test_ensemble_keeps_provenance_and_combines(kb, tiny_xlmr_path, tmp_path):
     gen = EnsembleGenerator(generators=[{"kind": "tfidf", "k": 3},
                                         {"kind": "dense", "k": 3,

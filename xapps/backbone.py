@@ -7,6 +7,7 @@ by length, and picks the device at call time.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -25,7 +26,8 @@ Prompt = Literal["query", "passage"]
 E5_PREFIXES = {"query": "query: ", "passage": "passage: "}
 _POOLER_MODELS = {"bert", "roberta", "xlm-roberta", "camembert"}
 
-_CACHE: dict[tuple[str, str | None, str, str], "Backbone"] = {}
+_CACHE: dict[tuple[str, str | None, str, str, str | None], "Backbone"] = {}
+QUANTIZE_OPTIONS = ("none", "int8")
 _CACHE_LOCK = threading.Lock()
 
 
@@ -39,36 +41,75 @@ def resolve_device(device: str | None = None) -> "torch.device":  # noqa: F821
 
 
 def resolve_dtype(dtype: str | None, device: "torch.device") -> "torch.dtype":  # noqa: F821
-    """fp32 on CPU; bf16 (or fp16 where bf16 is unsupported) on GPU unless told otherwise."""
+    """fp32 on CPU; bf16 (or fp16 where bf16 is unsupported) on GPU unless told otherwise.
+
+    ``"fast"`` also runs bf16 on a CPU that computes it natively (AVX512-BF16 or AMX: about 2x
+    the fp32 speed, vectors at cosine > 0.9999 to fp32) and fp32 on any other CPU.
+    """
     import torch
 
-    if dtype and dtype != "auto":
+    if dtype == "fast" and device.type == "cpu":
+        return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+    if dtype and dtype not in ("auto", "fast"):
         try:
             return {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
                     "fp16": torch.float16, "bfloat16": torch.bfloat16,
                     "bf16": torch.bfloat16}[dtype]
         except KeyError:
-            raise ModelError(f"dtype={dtype!r} is not supported. Expected one of auto, float32, "
-                             "float16, bfloat16.") from None
+            raise ModelError(f"dtype={dtype!r} is not supported. Expected one of auto, fast, "
+                             "float32, float16, bfloat16.") from None
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.float32
 
 
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU has bf16 matrix instructions (x86 AVX512-BF16 or AMX); without them
+    torch emulates bf16 and it is slower than fp32."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def resolve_quantize(quantize: str | None, device: "torch.device") -> str | None:  # noqa: F821
+    """``"int8"`` (dynamic int8 linear layers) applies on CPU only: on a GPU the model runs in
+    bf16/fp16 instead, so a config written for a laptop also runs on a GPU machine."""
+    if quantize in (None, "none"):
+        return None
+    if quantize not in QUANTIZE_OPTIONS:
+        raise ModelError(Errors.E024.format(value=quantize, options=", ".join(QUANTIZE_OPTIONS)))
+    if device.type != "cpu":
+        logger.info("quantize=%r is a CPU option; running in half precision on %s instead",
+                    quantize, device)
+        return None
+    return quantize
+
+
 def load_backbone(name: str, *, revision: str | None = None, device: str | None = None,
-                  dtype: str | None = None) -> "Backbone":
+                  dtype: str | None = None, quantize: str | None = None) -> "Backbone":
     """Load a backbone, or return the copy already loaded with the same key.
 
     ``name`` is an installed xapps model ("me5-small", installed on first use), a local model
-    folder, or a Hugging Face hub name (for machines that can reach the hub).
+    folder, or a Hugging Face hub name (for machines that can reach the hub). ``quantize="int8"``
+    runs the linear layers in dynamic int8 on CPU: about 2x faster encoding, vectors at cosine
+    ~0.99 to the float32 ones (inference only; training loads its own float copy).
     """
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
-    key = (_cache_name(name), revision, str(dev), str(torch_dtype))
+    quant = resolve_quantize(quantize, dev)
+    key = (_cache_name(name), revision, str(dev), str(torch_dtype), quant)
     with _CACHE_LOCK:
         backbone = _CACHE.get(key)
         if backbone is None:
-            backbone = Backbone._load(name, revision=revision, device=dev, dtype=torch_dtype)
+            backbone = Backbone._load(name, revision=revision, device=dev, dtype=torch_dtype,
+                                      quantize=quant)
             _CACHE[key] = backbone
         return backbone
 
@@ -154,13 +195,14 @@ class Backbone:
     :func:`load_backbone`, do not construct it directly."""
 
     def __init__(self, name: str, model, tokenizer, *, path: Path | None, device, dtype,
-                 info: dict | None = None) -> None:
+                 info: dict | None = None, quantize: str | None = None) -> None:
         self.name = name
         self.model = model
         self.tokenizer = tokenizer
         self.path = path
         self.device = device
         self.dtype = dtype
+        self.quantize = quantize
         self.info = info or {}
         self.config = model.config
         self.is_seq2seq = bool(getattr(self.config, "is_encoder_decoder", False))
@@ -171,7 +213,7 @@ class Backbone:
 
     # ---------------------------------------------------------------- loading
     @classmethod
-    def _load(cls, name: str, *, revision, device, dtype) -> "Backbone":
+    def _load(cls, name: str, *, revision, device, dtype, quantize=None) -> "Backbone":
         import transformers
         from transformers import AutoConfig, AutoTokenizer
 
@@ -196,11 +238,15 @@ class Backbone:
                              "`transformers.AutoTokenizer.from_pretrained(..., use_fast=True)` "
                              "and save it next to the weights.")
         model.to(device).eval()
+        if quantize == "int8":
+            _quantize_linear_int8(model)
         info = {}
         if path is not None and (path / "xapps_model.json").exists():
             info = json.loads((path / "xapps_model.json").read_text(encoding="utf-8"))
-        logger.info("Loaded backbone %s on %s (%s)", name, device, str(dtype).replace("torch.", ""))
-        return cls(name, model, tokenizer, path=path, device=device, dtype=dtype, info=info)
+        logger.info("Loaded backbone %s on %s (%s)", name, device,
+                    quantize or str(dtype).replace("torch.", ""))
+        return cls(name, model, tokenizer, path=path, device=device, dtype=dtype, info=info,
+                   quantize=quantize)
 
     # ---------------------------------------------------------------- identity
     @property
@@ -277,8 +323,12 @@ class Backbone:
         # Sort by length so each batch pads little (the largest cost on CPU).
         order = sorted(range(len(windows)), key=lambda i: -len(windows[i][2]))
         hidden = self.hidden_size
-        token_sums = [np.zeros((len(ids), hidden), dtype=np.float32) for ids in enc["input_ids"]]
-        token_counts = [np.zeros(len(ids), dtype=np.float32) for ids in enc["input_ids"]]
+        # Per-subword buffers only when asked for: for pooled vectors alone they would hold
+        # (subwords x hidden) floats per text, hundreds of MB for a 30k-name KB.
+        token_sums = ([np.zeros((len(ids), hidden), dtype=np.float32) for ids in enc["input_ids"]]
+                      if keep_tokens else [])
+        token_counts = ([np.zeros(len(ids), dtype=np.float32) for ids in enc["input_ids"]]
+                        if keep_tokens else [])
         pooled_sum = np.zeros((len(texts), hidden), dtype=np.float32)
         pooled_weight = np.zeros(len(texts), dtype=np.float32)
         show = progress if progress is not None else len(windows) > 2000
@@ -303,7 +353,7 @@ class Backbone:
                     pooled = (states * maskf).sum(1) / maskf.sum(1).clamp(min=1)
                 else:
                     pooled = states[:, 0]
-                states_np = states.cpu().numpy()
+                states_np = states.cpu().numpy() if keep_tokens else None
                 pooled_np = pooled.cpu().numpy()
                 for row, wi in enumerate(batch):
                     text_i, start, ids = windows[wi]
@@ -373,7 +423,27 @@ class Backbone:
         return ids.to(self.device), mask.to(self.device)
 
     def __repr__(self) -> str:
-        return f"Backbone({self.name!r}, device={self.device}, dtype={self.dtype})"
+        quant = f", quantize={self.quantize!r}" if self.quantize else ""
+        return f"Backbone({self.name!r}, device={self.device}, dtype={self.dtype}{quant})"
+
+
+def _quantize_linear_int8(model) -> None:
+    """Swap the model's nn.Linear layers for dynamic-int8 ones in place (weights int8 per
+    output channel, which keeps more of the float ranking than per tensor; activations
+    quantised per batch). Embeddings and layer norms stay float32."""
+    import warnings
+
+    import torch
+
+    quantization = getattr(torch.ao, "quantization", None)
+    if quantization is None or not hasattr(quantization, "quantize_dynamic"):
+        raise ModelError(Errors.E025.format(version=torch.__version__))
+    with warnings.catch_warnings():
+        # torch deprecates eager-mode quantisation in favour of torchao, which has no CPU
+        # int8 kernels for this path yet; the eager API is what runs fast here.
+        warnings.simplefilter("ignore")
+        quantization.quantize_dynamic(
+            model, {torch.nn.Linear: quantization.per_channel_dynamic_qconfig}, inplace=True)
 
 
 class _nullcontext:

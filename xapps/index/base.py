@@ -273,6 +273,11 @@ class VectorIndex(ABC):
         except (KeyError, TypeError):
             raise KeyError(f"Id {id!r} is not in the index") from None
 
+    def labels(self, ids: Sequence[str]) -> np.ndarray:
+        """The int64 key under which each id is stored, as :meth:`search_arrays` reports it;
+        stable until the id is removed (saving and loading keep it)."""
+        return np.array([self._internal(i) for i in ids], dtype=np.int64)
+
     def remove(self, ids: str | Iterable[str]) -> int:
         """Remove ids (unknown ones are skipped) and return how many were removed."""
         self._check_writable("remove")

@@ -369,6 +369,16 @@ class DenseIndex(VectorIndex):
         probes too few lists). ``nprobe`` / ``ef_search`` override the defaults for this call
         and are ignored by index types that do not use them.
         """
+        scores, labels = self.search_arrays(queries, k, nprobe=nprobe, ef_search=ef_search)
+        names = self._int_to_id
+        return [[Hit(names[label], score) for score, label in zip(row_s, row_l) if label in names]
+                for row_s, row_l in zip(scores.tolist(), labels.tolist())]
+
+    def search_arrays(self, queries: Any, k: int = 10, *, nprobe: int | None = None,
+                      ef_search: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`search` as two (n_queries, k) arrays, for callers that rank millions of
+        hits: float32 scores (-inf where no hit) and int64 labels (-1 where no hit). A label
+        is the stable key :meth:`labels` gives an id; map it back with your own table."""
         if not _is_int(k) or k < 1:
             raise InputError(Errors.E019.format(
                 method="search", what=f"k={k!r}", reason="k must be a positive integer",
@@ -379,13 +389,12 @@ class DenseIndex(VectorIndex):
                     method="search", what=f"{name}={value!r}",
                     reason="it must be a positive integer", fix="Pass a positive integer."))
         q = self._as_matrix(queries, "search")
-        if len(self) == 0 or self._index is None:
-            return [[] for _ in range(len(q))]
-        if len(q) == 0:
-            return []
+        out_scores = np.full((len(q), k), -np.inf, dtype=np.float32)
+        out_labels = np.full((len(q), k), -1, dtype=np.int64)
+        if len(self) == 0 or self._index is None or len(q) == 0:
+            return out_scores, out_labels
         target, on_gpu = self._search_target()
         params = self._search_params(target, on_gpu, nprobe, ef_search)
-        results: list[list[Hit]] = [[] for _ in range(len(q))]
         pending = np.arange(len(q))
         ntotal = self._index.ntotal
         # Over-fetch past tombstones: enough for all of them when there are few, else
@@ -397,28 +406,21 @@ class DenseIndex(VectorIndex):
                 scores, labels = target.search(batch, fetch)
             else:
                 scores, labels = target.search(batch, fetch, params=params)
-            short = []
-            for row, row_scores, row_labels in zip(pending.tolist(), scores.tolist(),
-                                                   labels.tolist()):
-                hits = self._live_hits(row_scores, row_labels, k)
-                results[row] = hits
-                exhausted = fetch >= ntotal or row_labels[-1] < 0
-                if len(hits) < k and not exhausted:
-                    short.append(row)
-            pending = np.array(short, dtype=np.int64)
+            live = labels >= 0
+            if self._tombstones:
+                live &= ~np.isin(labels, self._tombstone_array())
+            # Live hits first, in score order (a stable sort keeps FAISS's ranking).
+            order = np.argsort(~live, axis=1, kind="stable")[:, :k]
+            rows = np.arange(len(pending))[:, None]
+            found = live[rows, order]
+            width = order.shape[1]
+            out_scores[pending, :width] = np.where(found, scores[rows, order], -np.inf)
+            out_labels[pending, :width] = np.where(found, labels[rows, order], -1)
+            exhausted = (labels[:, -1] < 0) | (fetch >= ntotal)
+            short = (found.sum(1) < k) & ~exhausted
+            pending = pending[short]
             fetch = min(ntotal, fetch * 2)
-        return results
-
-    def _live_hits(self, scores: list[float], labels: list[int], k: int) -> list[Hit]:
-        tombstones, names = self._tombstones, self._int_to_id
-        hits: list[Hit] = []
-        for score, label in zip(scores, labels):
-            if label < 0 or label in tombstones or label not in names:
-                continue
-            hits.append(Hit(names[label], float(score)))
-            if len(hits) == k:
-                break
-        return hits
+        return out_scores, out_labels
 
     # -- saving and loading ------------------------------------------------------------
     def _manifest_params(self) -> dict[str, Any]:
