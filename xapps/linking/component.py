@@ -24,10 +24,11 @@ from .types import Candidate, Mention
 logger = logging.getLogger("xapps")
 
 CFG_FILE = "cfg.json"
-#: Character n-gram TF-IDF and the me5-small bi-encoder, max of min-max normalised scores.
+#: Character n-gram TF-IDF and the me5-small bi-encoder, max of their raw cosines.
 DEFAULT_CANDIDATES = {"kind": "ensemble", "combine": "max",
                       "generators": [{"kind": "tfidf", "k": 64},
-                                     {"kind": "dense", "k": 64, "backbone": "me5-small"}]}
+                                     {"kind": "dense", "k": 64, "backbone": "me5-small",
+                                      "dtype": "fast"}]}
 
 
 class XmenLinker:

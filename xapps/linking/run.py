@@ -18,10 +18,11 @@ logger = logging.getLogger("xapps")
 
 GENERATOR_PRESETS = {
     "tfidf": {"kind": "tfidf"},
-    "dense": {"kind": "dense", "backbone": "me5-small"},
+    "dense": {"kind": "dense", "backbone": "me5-small", "dtype": "fast"},
     "ensemble": {"kind": "ensemble", "combine": "max",
                  "generators": [{"kind": "tfidf", "k": 64},
-                                {"kind": "dense", "k": 64, "backbone": "me5-small"}]},
+                                {"kind": "dense", "k": 64, "backbone": "me5-small",
+                                 "dtype": "fast"}]},
 }
 
 
