@@ -67,6 +67,13 @@ class Errors:
     E030 = ("[E030] pooling={value!r} is not supported. Expected 'mean' or 'cls'.")
     E080 = ("[E080] Candidate generator '{name}' has not indexed a knowledge base yet. Call "
             "fit(kb) or load it with load_generator(folder, kb).")
+    E085 = ("[E085] The KB '{kb}' has {n} concepts with two or more distinct names, fewer than "
+            "one batch ({batch_size}); synonym alignment needs concepts with synonyms or "
+            "translated aliases. Add them (`xapps kb build --translations ...`) or lower "
+            "batch_size.")
+    E086 = ("[E086] The interrupted alignment run in '{path}' was started with other settings "
+            "({changed}). Re-run with the same settings to resume, or pass resume=False "
+            "(--no-resume) to start over.")
     E081 = ("[E081] The candidate index at '{path}' was built for a KB with sha256 {saved}, "
             "but the KB given has sha256 {given}. Rebuild the index for this KB (fit) or load "
             "the KB it was built with.")

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Errors, InputError, ModelError
+from ..training import adamw, linear_warmup
 from .types import Candidate, Mention
 
 if TYPE_CHECKING:
@@ -664,29 +665,6 @@ def _full_mask(mask: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     return mask
 
 
-def _optimizer(reranker: CrossEncoderReranker, lr: float, weight_decay: float):
-    import torch
-
-    decay, no_decay = [], []
-    for name, p in reranker.named_parameters():
-        if not p.requires_grad:
-            continue
-        is_norm = "LayerNorm" in name or "layer_norm" in name
-        (no_decay if is_norm or name.endswith(("bias", "norm.weight")) else decay).append(p)
-    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=lr)
-
-
-def _linear_warmup(total: int, warmup: int) -> Callable[[int], float]:
-    """LR factor for update ``s`` (0-based): rises to 1 over ``warmup`` updates, then falls
-    linearly; never exactly 0, so no update is wasted."""
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        return max(0.0, (total - step) / max(1, total - warmup))
-    return factor
-
-
 def train_reranker(reranker: CrossEncoderReranker, examples: Sequence[TrainingExample], kb: Any,
                    *, epochs: int = 1, lr: float = 2e-5, batch_size: int = 8, grad_accum: int = 1,
                    candidate_chunk: int = 16, max_candidates: int = 64, seed: int = 0,
@@ -730,9 +708,9 @@ def train_reranker(reranker: CrossEncoderReranker, examples: Sequence[TrainingEx
     group = batch_size * grad_accum
     per_epoch = math.ceil(len(items) / group)
     total = per_epoch * epochs
-    optimizer = _optimizer(reranker, lr, weight_decay)
+    optimizer = adamw(reranker.named_parameters(), lr, weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _linear_warmup(total, round(warmup * total)))
+        optimizer, linear_warmup(total, round(warmup * total)))
     params = [p for p in reranker.parameters() if p.requires_grad]
     history: dict[str, Any] = {"loss": [], "step_seconds": [], "steps": 0,
                                "examples": len(items), "skipped": skipped}
