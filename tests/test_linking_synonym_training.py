@@ -137,3 +137,27 @@ def test_a_kb_without_synonyms_or_bad_settings_fail_clearly(tiny_xlmr_path, tmp_
         AlignmentConfig(batch_size=1)
     with pytest.raises(InputError, match="cross_lingual"):
         AlignmentConfig(cross_lingual=1.5)
+
+
+def test_align_encoder_cli_then_dense_generator_uses_the_model(kb, tiny_xlmr_path, tmp_path):
+    from click.testing import CliRunner
+
+    from xapps.cli import main
+    from xapps.linking.candidates import make_generator
+    from xapps.linking.kb import save_kb
+    from xapps.linking.types import Mention
+
+    save_kb(kb, tmp_path / "kb.jsonl")
+    out = tmp_path / "aligned"
+    result = CliRunner().invoke(main, ["link", "align-encoder", "--kb", str(tmp_path / "kb.jsonl"),
+                                       "--out", str(out), "--backbone", str(tiny_xlmr_path),
+                                       "--steps", "3", "--batch-size", "4"])
+    assert result.exit_code == 0, result.output
+    assert "3 steps" in result.output and "8 concepts (24 names)" in result.output
+    gen = make_generator("dense", backbone=str(out)).fit(kb)
+    assert gen.index.backbone["sha256"] == sha256_file(out / "model.safetensors")
+    assert len(gen.generate([Mention("Fieber")], k=3)[0]) == 3
+    bad = CliRunner().invoke(main, ["link", "align-encoder", "--kb", str(tmp_path / "kb.jsonl"),
+                                    "--out", str(out), "--backbone", str(tiny_xlmr_path),
+                                    "--batch-size", "64"])
+    assert bad.exit_code == 2 and "E085" in bad.output

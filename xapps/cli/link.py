@@ -1,4 +1,4 @@
-"""`xapps link eval|train`."""
+"""`xapps link eval|train|align-encoder`."""
 from __future__ import annotations
 
 import json
@@ -105,3 +105,43 @@ def train(kb_path, out, source, langs, backbone, candidates, k, max_examples, ep
                                rank_reg_weight=rank_reg_weight,
                                generator_prior=generator_prior)
     click.echo(json.dumps(report, indent=2))
+
+
+@link.command("align-encoder")
+@click.option("--kb", "kb_path", required=True, type=click.Path(exists=True),
+              help="KB .jsonl or saved KB folder; its synonyms and translated aliases are the "
+                   "training data (build one with `xapps kb build ... --translations`).")
+@click.option("--out", required=True, type=click.Path(),
+              help="Folder for the aligned model; pass it as the dense generator's backbone.")
+@click.option("--backbone", default="me5-small", show_default=True)
+@click.option("--steps", default=400, show_default=True)
+@click.option("--batch-size", default=64, show_default=True, help="Concepts per step.")
+@click.option("--lr", default=2e-5, show_default=True)
+@click.option("--temperature", default=0.05, show_default=True)
+@click.option("--max-length", default=32, show_default=True)
+@click.option("--cross-lingual", default=0.7, show_default=True,
+              help="Share of pairs drawn across two languages when a concept has several.")
+@click.option("--train-embeddings", is_flag=True,
+              help="Also train the word-embedding matrix (frozen by default).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--no-resume", is_flag=True, help="Start over instead of resuming OUT.partial.")
+@click.option("--threads", type=int, default=None)
+def align_encoder(kb_path, out, backbone, steps, batch_size, lr, temperature, max_length,
+                  cross_lingual, train_embeddings, seed, no_resume, threads) -> None:
+    """Fine-tune the dense generator's encoder on the KB's synonyms (SapBERT-style)."""
+    from ..linking.kb import load_kb
+    from ..linking.synonym_training import AlignmentConfig, train_alignment
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    config = AlignmentConfig(backbone=backbone, steps=steps, batch_size=batch_size, lr=lr,
+                             temperature=temperature, max_length=max_length,
+                             cross_lingual=cross_lingual, freeze_embeddings=not train_embeddings,
+                             seed=seed)
+    record = train_alignment(load_kb(kb_path), out, config, resume=not no_resume)
+    losses = record["loss"]
+    click.echo(f"aligned {backbone} on {record['concepts']} concepts ({record['names']} names): "
+               f"{record['step']} steps in {record['seconds']:.0f} s, loss {losses[0]:.3f} -> "
+               f"{losses[-1]:.3f}; saved to {out}")
