@@ -27,6 +27,8 @@ from readme_table import write_block
 
 HERE = Path(__file__).resolve().parent
 WORK = Path(os.environ.get("XAPPS_BENCH_WORK", "/tmp/xapps-bench-linking"))
+# Written by bench_align.py (me5-small aligned on the KB's synonyms and translations).
+ALIGNED_MODEL = WORK / "aligned-me5"
 KS = (1, 5, 16, 64)
 LANG_CODES = {"English": "en", "French": "fr", "German": "de", "Spanish": "es"}
 CONFIGS = {
@@ -40,6 +42,7 @@ CONFIGS = {
                       "generators": [{"kind": "tfidf", "k": 64},
                                      {"kind": "dense", "k": 64, "dtype": "bfloat16"}]},
     "dense-int8": {"kind": "dense", "backbone": "me5-small", "quantize": "int8"},
+    "dense-aligned": {"kind": "dense", "backbone": str(ALIGNED_MODEL), "dtype": "bfloat16"},
     "ensemble-int8": {"kind": "ensemble", "combine": "max",
                       "generators": [{"kind": "tfidf", "k": 64},
                                      {"kind": "dense", "k": 64, "quantize": "int8"}]},
@@ -132,6 +135,8 @@ def run_config(name: str, root: Path, translations: bool, threads: int) -> dict:
     from xapps.linking.candidates import load_generator, make_generator
 
     torch.set_num_threads(threads)
+    if name == "dense-aligned" and not (ALIGNED_MODEL / "xapps_model.json").exists():
+        raise SystemExit(f"{ALIGNED_MODEL} holds no aligned model: run bench_align.py first")
     mentions, gold = load_mentions(root)
     t0 = time.perf_counter()
     kb, report = load_kb(root, translations)
