@@ -65,6 +65,19 @@ class Errors:
             "torch ({version}) lacks. Install a torch in the supported range (>=2.2,<2.15) or "
             "drop the quantize option.")
     E030 = ("[E030] pooling={value!r} is not supported. Expected 'mean' or 'cls'.")
+    E040 = ("[E040] nbits={value!r} is not supported by the multi-vector index. Expected one of "
+            "{options} bits of residual code per dimension (2 is PLAID's default; 4 is closer "
+            "to exact, 1 is smallest).")
+    E041 = ("[E041] dim={dim} with nbits={nbits} gives {bits} bits of residual code per token, "
+            "which is not a whole number of bytes (dim * nbits must be a multiple of 8). {fix}")
+    E042 = ("[E042] {method}: {what} is invalid: {reason}. Expected a float array of shape "
+            "(n_tokens, {dim}) with at least one row and only finite values. {fix}")
+    E043 = ("[E043] {method}: {n} ids and {m} documents were given. Pass exactly one id (and "
+            "one metadata entry, if any) per document, in the same order.")
+    E044 = ("[E044] n_centroids={value!r} is invalid: {reason}. Pass a positive integer, or "
+            "None to size it from the first batch like PLAID (2**floor(log2(16*sqrt(n_tokens)))"
+            ").")
+    E045 = ("[E045] {method}: the codec {reason}. {fix}")
     E080 = ("[E080] Candidate generator '{name}' has not indexed a knowledge base yet. Call "
             "fit(kb) or load it with load_generator(folder, kb).")
     E085 = ("[E085] The KB '{kb}' has {n} concepts with two or more distinct names, fewer than "

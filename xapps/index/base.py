@@ -417,7 +417,8 @@ class VectorIndex(ABC):
 
 def registered_index(kind: str, path: str | os.PathLike[str] = "<index>") -> type[VectorIndex]:
     """The index class registered under ``kind`` (e.g. "dense", "multivector")."""
-    from . import dense  # noqa: F401 - registers "dense" even if only base was imported
+    # Importing the modules registers "dense" and "multivector" even if only base was imported.
+    from . import dense, multivector  # noqa: F401
 
     try:
         return indexes.get(kind)

@@ -1,0 +1,780 @@
+"""Compressed multi-vector (late-interaction, ColBERT) index in the style of PLAID.
+
+A document is a matrix of token vectors and is scored against a query matrix by MaxSim: for
+each query token the best inner product over the document's tokens, summed. Storing every
+token vector in float32 is what makes ColBERT indexes large, so, like PLAID
+(Santhanam et al., 2022), each token is stored as the id of its nearest k-means centroid plus
+its residual quantised to ``nbits`` per dimension: 4 + dim*nbits/8 bytes per token instead of
+4*dim. The codec (centroids, bucket cutoffs and weights) is trained once, on the first batch
+or through :meth:`MultiVectorIndex.train`; later batches are encoded with it, never retrained,
+so stored codes stay valid.
+
+Search runs in three vectorised stages per query: the ``nprobe`` best centroids of every query
+token pick candidate documents from the centroid inverted lists; a cheap centroid-only MaxSim
+keeps the best ``n_candidates``; those are decompressed and ranked by MaxSim.
+
+Folder layout (besides the base class's manifest.json, ids.json, meta.jsonl), plain ``.npy``
+files read without pickle and memory-mapped with ``mmap=True``::
+
+    centroids.npy        float32 [n_centroids, dim]
+    bucket_cutoffs.npy   float32 [dim, 2**nbits - 1]   residual quantiles per dimension
+    bucket_weights.npy   float32 [dim, 2**nbits]       reconstruction value per bucket
+    token_centroids.npy  int32   [n_tokens]
+    residual_codes.npy   uint8   [n_tokens, dim*nbits/8]
+    doc_offsets.npy      int64   [n_docs]   first token of each stored document
+    doc_lengths.npy      int32   [n_docs]
+    doc_internal.npy     int64   [n_docs]   the int64 id of each document, increasing
+    tombstones.json      internal ids removed but not yet compacted away
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import faiss
+import numpy as np
+
+from ..errors import Errors, IndexMismatchError, InputError
+from ..registry import indexes
+from .base import Hit, VectorIndex, _is_int
+from .manifest import METRICS, IndexManifest
+
+logger = logging.getLogger(__name__)
+
+NBITS = (1, 2, 4)
+TOMBSTONES_FILE = "tombstones.json"
+ARRAY_FILES = {
+    "centroids": "centroids.npy",
+    "cutoffs": "bucket_cutoffs.npy",
+    "weights": "bucket_weights.npy",
+    "token_centroids": "token_centroids.npy",
+    "codes": "residual_codes.npy",
+    "doc_offsets": "doc_offsets.npy",
+    "doc_lengths": "doc_lengths.npy",
+    "doc_internal": "doc_internal.npy",
+}
+#: Share of stored documents that are tombstones above which save() compacts first.
+COMPACT_RATIO = 0.2
+#: k-means trains on at most this many vectors per centroid (faiss's own default cap).
+TRAIN_POINTS_PER_CENTROID = 256
+KMEANS_NITER = 20
+#: Tokens encoded (or scored) per block, so memory stays bounded for any batch size.
+BLOCK_TOKENS = 1 << 16
+#: Floats in one (query tokens x candidate tokens) score block of the centroid stage.
+BLOCK_SCORES = 1 << 22
+
+
+# -- exact MaxSim on raw vectors (no index) -------------------------------------------------
+def maxsim(query: Any, doc: Any) -> float:
+    """Late-interaction score: the best inner product of each query token over the
+    document's tokens, summed over query tokens (ColBERT's MaxSim).
+
+    >>> q = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    >>> d = np.array([[0.6, 0.8], [1.0, 0.0]], dtype=np.float32)
+    >>> round(maxsim(q, d), 4)  # 1.0 (2nd token) + 0.8 (1st token)
+    1.8
+    """
+    q = _as_tokens(query, None, "maxsim", "query")
+    d = _as_tokens(doc, q.shape[1], "maxsim", "doc")
+    return float((q @ d.T).max(axis=1).sum())
+
+
+def exact_search(queries: Any, docs: Sequence[Any], ids: Sequence[str], k: int = 10, *,
+                 metric: str = "ip") -> list[list[Hit]]:
+    """Brute-force MaxSim ranking of raw float documents: the reference the compressed index
+    is measured against, and fast enough on its own for a few thousand documents.
+    ``metric="cosine"`` L2-normalises query and document tokens first.
+
+    >>> docs = [np.eye(2, dtype=np.float32), np.array([[0.0, 1.0]], dtype=np.float32)]
+    >>> exact_search([np.array([[0.0, 1.0]])], docs, ["a", "b"], k=2)
+    [[Hit(id='a', score=1.0), Hit(id='b', score=1.0)]]
+    """
+    k = _check_positive("exact_search", "k", k)
+    if metric not in METRICS:
+        raise InputError(Errors.E019.format(
+            method="exact_search", what=f"metric={metric!r}",
+            reason=f"expected one of {list(METRICS)}", fix="Use 'ip' or 'cosine'."))
+    ids = list(ids)
+    docs = list(docs)
+    if len(ids) != len(docs):
+        raise InputError(Errors.E043.format(method="exact_search", n=len(ids), m=len(docs)))
+    qs = _as_queries(queries, None, "exact_search")
+    if not docs or not qs:
+        return [[] for _ in qs]
+    dim = _as_tokens(qs[0], None, "exact_search", "query 0").shape[1]
+    normalize = metric == "cosine"
+    mats = [_as_tokens(d, dim, "exact_search", f"document {i!r} (row {row})",
+                       normalize=normalize) for row, (i, d) in enumerate(zip(ids, docs))]
+    lengths = np.array([len(m) for m in mats], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    tokens = np.concatenate(mats)
+    out = []
+    for row, q in enumerate(qs):
+        q = _as_tokens(q, dim, "exact_search", f"query {row}", normalize=normalize)
+        scores = np.maximum.reduceat(q @ tokens.T, starts, axis=1).sum(axis=0)
+        out.append([Hit(ids[i], float(scores[i])) for i in _top_k(scores, k)])
+    return out
+
+
+# -- shared helpers ---------------------------------------------------------------------------
+def _check_positive(method: str, name: str, value: Any) -> int:
+    if not _is_int(value) or value < 1:
+        raise InputError(Errors.E019.format(
+            method=method, what=f"{name}={value!r}", reason="it must be a positive integer",
+            fix="Pass a positive integer."))
+    return int(value)
+
+
+def _as_tokens(x: Any, dim: int | None, method: str, what: str, *,
+               normalize: bool = False) -> np.ndarray:
+    """One document or query as a float32 (n_tokens, dim) matrix, or an E042 naming it."""
+    shown = dim if dim is not None else "dim"
+
+    def bad(reason: str, fix: str) -> InputError:
+        return InputError(Errors.E042.format(method=method, what=what, reason=reason,
+                                             dim=shown, fix=fix))
+
+    try:
+        m = np.asarray(x, dtype=np.float32)
+    except (TypeError, ValueError) as err:
+        raise bad(f"it is not a numeric array ({err})",
+                  "Pass one float array per document.") from None
+    if m.ndim != 2:
+        fix = ("Reshape a single token vector to (1, dim)." if m.ndim == 1 else
+               "Pass a list of 2-D arrays, one per document or query.")
+        raise bad(f"it is {m.ndim}-D with shape {m.shape}", fix)
+    if dim is not None and m.shape[1] != dim:
+        raise bad(f"its token vectors have dimension {m.shape[1]}",
+                  "Encode with the backbone the index was built with.")
+    if len(m) == 0:
+        raise bad("it has no token vectors", "Drop it, or encode at least one token.")
+    finite = np.isfinite(m).all(axis=1)
+    if not finite.all():
+        raise bad(f"token row {int(np.flatnonzero(~finite)[0])} contains NaN or infinity",
+                  "Fix or drop that token.")
+    if normalize:
+        norms = np.linalg.norm(m, axis=1, keepdims=True)
+        if (norms == 0).any():
+            raise bad(f"token row {int(np.flatnonzero(norms[:, 0] == 0)[0])} is a zero vector, "
+                      "which has no direction for cosine similarity",
+                      "Drop that token, or use metric='ip'.")
+        m = m / norms
+    return np.ascontiguousarray(m, dtype=np.float32)
+
+
+def _as_queries(queries: Any, dim: int | None, method: str) -> list[Any]:
+    if isinstance(queries, np.ndarray) and queries.ndim == 2:
+        raise InputError(Errors.E042.format(
+            method=method, what=f"queries of shape {queries.shape}",
+            reason="one 2-D array is ambiguous (one query, or one token per query?)",
+            dim=dim if dim is not None else "dim",
+            fix="Pass a list of queries, e.g. search([query]) for one, or a 3-D array."))
+    try:
+        return list(queries)
+    except TypeError:
+        raise InputError(Errors.E042.format(
+            method=method, what="queries", reason=f"a {type(queries).__name__} is not a "
+                                                  "sequence", dim=dim if dim is not None else "dim",
+            fix="Pass a list of 2-D arrays (one per query) or a 3-D array.")) from None
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` best scores, best first; ties go to the lower position."""
+    n = len(scores)
+    part = np.arange(n) if k >= n else np.argpartition(-scores, k - 1)[:k]
+    return part[np.lexsort((part, -scores[part]))]
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenated ``arange(start, start + length)`` for every pair, without a Python loop."""
+    lengths = lengths.astype(np.int64, copy=False)
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    shift = starts.astype(np.int64) - (np.cumsum(lengths) - lengths)
+    return np.arange(total, dtype=np.int64) + np.repeat(shift, lengths)
+
+
+def default_n_centroids(n_tokens: int) -> int:
+    """PLAID's codebook size: 2**floor(log2(16*sqrt(n_tokens))), at least 1."""
+    if n_tokens < 1:
+        return 1
+    return max(1, 2 ** int(math.floor(math.log2(16 * math.sqrt(n_tokens)))))
+
+
+def _default_nprobe(n_centroids: int) -> int:
+    """Centroids probed per query token: finer codebooks (larger collections) need more."""
+    nprobe = 2 if n_centroids < 2 ** 12 else 3 if n_centroids < 2 ** 15 else 4
+    return min(nprobe, n_centroids)
+
+
+@indexes.register("multivector")
+class MultiVectorIndex(VectorIndex):
+    """Many token vectors per id, compressed PLAID-style and ranked by MaxSim.
+
+    ``metric="cosine"`` L2-normalises token vectors on add and query tokens on search (the
+    usual ColBERT setup); ``"ip"`` keeps raw vectors. ``nbits`` (1, 2 or 4) is the residual
+    code size per dimension; ``n_centroids`` the codebook size (None: sized from the first
+    batch like PLAID); ``seed`` makes training reproducible.
+    """
+
+    kind = "multivector"
+
+    def __init__(self, dim: int, metric: str = "cosine", *, backbone: Any = None,
+                 nbits: int = 2, n_centroids: int | None = None, seed: int = 0) -> None:
+        super().__init__(dim, metric, backbone=backbone)
+        if not _is_int(nbits) or nbits not in NBITS:
+            raise InputError(Errors.E040.format(value=nbits, options=list(NBITS)))
+        if (self.dim * nbits) % 8:
+            options = [b for b in NBITS if (self.dim * b) % 8 == 0]
+            fix = (f"Use nbits in {options}." if options else
+                   "No nbits fits an odd dim: pad the vectors with a zero column.")
+            raise InputError(Errors.E041.format(dim=self.dim, nbits=nbits,
+                                                bits=self.dim * nbits, fix=fix))
+        if n_centroids is not None and (not _is_int(n_centroids) or n_centroids < 1):
+            raise InputError(Errors.E044.format(value=n_centroids,
+                                                reason="it is not a positive integer"))
+        if not _is_int(seed) or seed < 0:
+            raise InputError(Errors.E019.format(
+                method="MultiVectorIndex", what=f"seed={seed!r}",
+                reason="it must be a non-negative integer", fix="Pass a seed such as 0."))
+        self._nbits = int(nbits)
+        self._requested_centroids = int(n_centroids) if n_centroids is not None else None
+        self._seed = int(seed)
+        self._centroids: np.ndarray | None = None
+        self._cutoffs: np.ndarray | None = None
+        self._weights: np.ndarray | None = None
+        self._token_centroids = np.zeros(0, dtype=np.int32)
+        self._codes = np.zeros((0, self.code_bytes), dtype=np.uint8)
+        self._doc_offsets = np.zeros(0, dtype=np.int64)
+        self._doc_lengths = np.zeros(0, dtype=np.int32)
+        self._doc_internal = np.zeros(0, dtype=np.int64)
+        self._tombstones: set[int] = set()
+        self._tomb_array: np.ndarray | None = None
+        self._ivf: tuple[np.ndarray, np.ndarray] | None = None
+
+    # -- what the index is -------------------------------------------------------------
+    @property
+    def index_type(self) -> str:
+        return "plaid"
+
+    @property
+    def nbits(self) -> int:
+        return self._nbits
+
+    @property
+    def code_bytes(self) -> int:
+        """Bytes of packed residual code per token."""
+        return self.dim * self._nbits // 8
+
+    @property
+    def trained(self) -> bool:
+        return self._centroids is not None
+
+    @property
+    def n_centroids(self) -> int | None:
+        """Codebook size: the trained one, else the requested one (None: from first batch)."""
+        return len(self._centroids) if self._centroids is not None else self._requested_centroids
+
+    @property
+    def centroids(self) -> np.ndarray | None:
+        """A read-only view of the trained centroids (None before training)."""
+        if self._centroids is None:
+            return None
+        view = self._centroids.view()
+        view.flags.writeable = False
+        return view
+
+    def stats(self) -> dict[str, Any]:
+        """Sizes of the stored index; bytes are those of the compressed arrays in memory or
+        on disk (codec, tokens and per-document tables), tombstoned tokens included."""
+        live_rows = self._live_rows()
+        arrays = [self._token_centroids, self._codes, self._doc_offsets, self._doc_lengths,
+                  self._doc_internal]
+        arrays += [a for a in (self._centroids, self._cutoffs, self._weights) if a is not None]
+        return {
+            "n_docs": len(self),
+            "n_tokens": int(self._doc_lengths[live_rows].sum()),
+            "n_stored_tokens": len(self._token_centroids),
+            "n_tombstones": len(self._tombstones),
+            "n_centroids": self.n_centroids,
+            "nbits": self._nbits,
+            "bytes_per_token": 4 + self.code_bytes,
+            "raw_bytes_per_token": 4 * self.dim,
+            "index_bytes": int(sum(a.nbytes for a in arrays)),
+        }
+
+    # -- the codec -----------------------------------------------------------------------
+    def train(self, sample: Any) -> MultiVectorIndex:
+        """Train the codec on token vectors: a (n, dim) array, or a sequence of documents.
+
+        Without this call the first :meth:`add` trains on its own batch. Training is refused
+        once documents are stored, because their codes depend on the codec."""
+        self._check_writable("train")
+        if len(self._token_centroids):
+            raise InputError(Errors.E045.format(
+                method="train",
+                reason=f"is already trained and encodes {len(self._token_centroids)} stored "
+                       "tokens",
+                fix="Add more documents with add() (they use this codec), or build a new "
+                    "MultiVectorIndex to train another codec."))
+        if isinstance(sample, np.ndarray) and sample.ndim == 2:
+            docs, names = [sample], ["the training sample"]
+        else:
+            try:
+                docs = list(sample)
+            except TypeError:
+                docs = [sample]
+            names = [f"training document {row}" for row in range(len(docs))]
+        if not docs:
+            raise InputError(Errors.E045.format(
+                method="train", reason="cannot be trained on an empty sample",
+                fix="Pass token vectors of the collection: a (n, dim) array or a list of "
+                    "documents."))
+        self._train(docs, names, self._check_docs(docs, names, "train"), "train")
+        return self
+
+    def _train(self, docs: Sequence[Any], names: Sequence[str], lengths: np.ndarray,
+               method: str) -> None:
+        """Fit the codec on a seeded sample of the documents' tokens, gathered block by
+        block so that only the sample (at most ~256 per centroid) is held in float32."""
+        n = int(lengths.sum())
+        requested = self._requested_centroids or default_n_centroids(n)
+        n_centroids = max(1, min(requested, n))
+        if n_centroids < requested:
+            logger.warning("n_centroids=%d capped to the %d training vectors", requested, n)
+        limit = TRAIN_POINTS_PER_CENTROID * n_centroids
+        rows = (None if n <= limit else
+                np.sort(np.random.default_rng(self._seed).choice(n, limit, replace=False)))
+        parts, first = [], 0
+        for start, stop in self._blocks(lengths):
+            x = self._tokens_of(docs, names, start, stop, method)
+            if rows is None:
+                parts.append(x)
+            else:
+                lo, hi = np.searchsorted(rows, [first, first + len(x)])
+                parts.append(x[rows[lo:hi] - first])
+            first += len(x)
+        sample = np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+        gpu = faiss.get_num_gpus() > 0 if hasattr(faiss, "get_num_gpus") else False
+        logger.info("Training PLAID codec: %d centroids on %d of %d token vectors (%s), "
+                    "nbits=%d", n_centroids, len(sample), n, "GPU" if gpu else "CPU",
+                    self._nbits)
+        kmeans = faiss.Kmeans(self.dim, n_centroids, niter=KMEANS_NITER,
+                              seed=self._seed % 2 ** 31, spherical=self.normalized,
+                              min_points_per_centroid=1,
+                              max_points_per_centroid=TRAIN_POINTS_PER_CENTROID,
+                              verbose=False, **({"gpu": True} if gpu else {}))
+        kmeans.train(sample)
+        centroids = np.ascontiguousarray(kmeans.centroids, dtype=np.float32)
+        # Residual statistics on the same sample: per-dimension quantile cutoffs, and the mean
+        # residual inside each bucket as its reconstruction value.
+        residuals = sample - centroids[self._assign(sample, centroids)]
+        buckets = 2 ** self._nbits
+        qs = np.arange(1, buckets) / buckets
+        cutoffs = np.quantile(residuals, qs, axis=0).T.astype(np.float32)  # (dim, buckets-1)
+        fallback = np.quantile(residuals, (np.arange(buckets) + 0.5) / buckets, axis=0).T
+        weights = np.empty((self.dim, buckets), dtype=np.float32)
+        for d in range(self.dim):  # per dimension, vectorised over tokens
+            codes = np.searchsorted(cutoffs[d], residuals[:, d], side="right")
+            counts = np.bincount(codes, minlength=buckets)
+            sums = np.bincount(codes, weights=residuals[:, d], minlength=buckets)
+            weights[d] = np.where(counts > 0, sums / np.maximum(counts, 1), fallback[d])
+        self._centroids, self._cutoffs, self._weights = centroids, cutoffs, weights
+        self._changed()
+
+    def _codec(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Centroids, bucket cutoffs and bucket weights of the trained codec."""
+        if self._centroids is None or self._cutoffs is None or self._weights is None:
+            raise InputError(Errors.E045.format(
+                method=type(self).__name__, reason="is not trained yet",
+                fix="Call train(sample) or add() documents first."))
+        return self._centroids, self._cutoffs, self._weights
+
+    @staticmethod
+    def _assign(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+        """Nearest centroid in L2 (the smallest residual) of every row, as int32."""
+        flat = faiss.IndexFlatL2(centroids.shape[1])
+        flat.add(centroids)
+        out = np.empty(len(x), dtype=np.int32)
+        for start in range(0, len(x), BLOCK_TOKENS):
+            block = np.ascontiguousarray(x[start:start + BLOCK_TOKENS], dtype=np.float32)
+            out[start:start + len(block)] = flat.search(block, 1)[1][:, 0]
+        return out
+
+    def _encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Centroid ids (int32) and packed residual codes (uint8) of token vectors."""
+        centroids, cutoffs, _ = self._codec()
+        assign = self._assign(x, centroids)
+        residuals = x - centroids[assign]
+        codes = np.empty(residuals.shape, dtype=np.uint8)
+        for d in range(self.dim):  # per dimension, vectorised over tokens
+            codes[:, d] = np.searchsorted(cutoffs[d], residuals[:, d], side="right")
+        return assign, self._pack(codes)
+
+    def _pack(self, codes: np.ndarray) -> np.ndarray:
+        per_byte = 8 // self._nbits
+        grouped = codes.reshape(len(codes), -1, per_byte).astype(np.uint8)
+        shifts = (self._nbits * np.arange(per_byte - 1, -1, -1)).astype(np.uint8)
+        return np.bitwise_or.reduce(grouped << shifts, axis=2).astype(np.uint8)
+
+    def _unpack(self, packed: np.ndarray) -> np.ndarray:
+        per_byte = 8 // self._nbits
+        shifts = (self._nbits * np.arange(per_byte - 1, -1, -1)).astype(np.uint8)
+        mask = np.uint8(2 ** self._nbits - 1)
+        codes = (np.asarray(packed)[:, :, None] >> shifts) & mask
+        return codes.reshape(len(packed), self.dim)
+
+    def _decode(self, tokens: np.ndarray) -> np.ndarray:
+        """Approximate vectors of stored token rows: centroid + bucket weights (normalised
+        again for cosine, as the originals were)."""
+        centroids, _, weights = self._codec()
+        codes = self._unpack(self._codes[tokens])
+        x = centroids[self._token_centroids[tokens]]
+        x = x + weights[np.arange(self.dim), codes]
+        if self.normalized:
+            x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        return x.astype(np.float32, copy=False)
+
+    # -- adding and removing -----------------------------------------------------------
+    def add(self, ids: str | Sequence[str], docs: Any,
+            metadata: Sequence[Mapping[str, Any] | None] | None = None) -> None:
+        """Add one document (an (n_tokens, dim) array) per new id. Everything is validated
+        first, so a bad batch adds nothing; the first batch trains the codec unless
+        :meth:`train` was called."""
+        self._check_writable("add")
+        if isinstance(ids, str):  # one id, one document
+            docs = [docs]
+        ids = self._check_new_ids(ids)
+        try:
+            docs = list(docs)
+        except TypeError:
+            raise InputError(Errors.E042.format(
+                method="add", what="docs", reason=f"a {type(docs).__name__} is not a sequence",
+                dim=self.dim, fix="Pass a list of 2-D arrays, one per id.")) from None
+        if len(ids) != len(docs):
+            raise InputError(Errors.E043.format(method="add", n=len(ids), m=len(docs)))
+        names = [f"document {id!r} (row {row})" for row, id in enumerate(ids)]
+        lengths = self._check_docs(docs, names, "add")
+        metas = self._check_metadata(ids, metadata)
+        if not ids:
+            return
+        if self._centroids is None:
+            self._train(docs, names, lengths, "add")
+        assign_parts, code_parts = [], []
+        for start, stop in self._blocks(lengths):
+            assign, codes = self._encode(self._tokens_of(docs, names, start, stop, "add"))
+            assign_parts.append(assign)
+            code_parts.append(codes)
+        internal = self._reserve(len(ids))
+        first = len(self._token_centroids)
+        offsets = first + np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        self._token_centroids = np.concatenate([self._token_centroids, *assign_parts])
+        self._codes = np.concatenate([self._codes, *code_parts])
+        self._doc_offsets = np.concatenate([self._doc_offsets, offsets])
+        self._doc_lengths = np.concatenate([self._doc_lengths, lengths.astype(np.int32)])
+        self._doc_internal = np.concatenate([self._doc_internal, internal])
+        self._commit(ids, internal, metas)
+
+    def _check_docs(self, docs: Sequence[Any], names: Sequence[str], method: str) -> np.ndarray:
+        """Validate every document up front (keeping none of them) and return their lengths."""
+        return np.array([len(_as_tokens(doc, self.dim, method, name, normalize=self.normalized))
+                         for doc, name in zip(docs, names)], dtype=np.int64)
+
+    def _tokens_of(self, docs: Sequence[Any], names: Sequence[str], start: int, stop: int,
+                   method: str) -> np.ndarray:
+        """The (normalised) tokens of documents ``start:stop`` as one float32 block."""
+        return np.concatenate([_as_tokens(docs[row], self.dim, method, names[row],
+                                          normalize=self.normalized)
+                               for row in range(start, stop)])
+
+    @staticmethod
+    def _blocks(lengths: np.ndarray) -> Iterator[tuple[int, int]]:
+        """Consecutive document ranges of about BLOCK_TOKENS tokens each."""
+        start, tokens = 0, 0
+        for row, n in enumerate(lengths.tolist()):
+            tokens += n
+            if tokens >= BLOCK_TOKENS:
+                yield start, row + 1
+                start, tokens = row + 1, 0
+        if start < len(lengths):
+            yield start, len(lengths)
+
+    def _remove_internal(self, internal: np.ndarray) -> None:
+        self._tombstones.update(internal.tolist())
+
+    def _changed(self) -> None:
+        super()._changed()
+        self._tomb_array = None
+        self._ivf = None
+
+    def _tombstone_array(self) -> np.ndarray:
+        if self._tomb_array is None:
+            self._tomb_array = np.array(sorted(self._tombstones), dtype=np.int64)
+        return self._tomb_array
+
+    def _live_rows(self) -> np.ndarray:
+        if not self._tombstones:
+            return np.arange(len(self._doc_internal))
+        return np.flatnonzero(~np.isin(self._doc_internal, self._tombstone_array()))
+
+    def compact(self) -> int:
+        """Drop the tokens of removed documents for good; returns how many were dropped."""
+        if not self._tombstones:
+            return 0
+        self._check_writable("compact")
+        keep = ~np.isin(self._doc_internal, self._tombstone_array())
+        tokens = _ranges(self._doc_offsets[keep], self._doc_lengths[keep])
+        lengths = np.asarray(self._doc_lengths[keep])
+        self._token_centroids = np.ascontiguousarray(self._token_centroids[tokens])
+        self._codes = np.ascontiguousarray(self._codes[tokens])
+        self._doc_offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        self._doc_lengths = lengths.astype(np.int32)
+        self._doc_internal = np.asarray(self._doc_internal[keep], dtype=np.int64)
+        dropped = len(self._tombstones)
+        self._tombstones = set()
+        self._changed()
+        logger.info("Compacted multi-vector index: dropped %d removed documents, %d remain",
+                    dropped, len(self._doc_internal))
+        return dropped
+
+    def decompress(self, id: str) -> np.ndarray:
+        """Approximate token vectors of ``id`` as stored: (n_tokens, dim) float32."""
+        key = self._internal(id)
+        row = int(np.searchsorted(self._doc_internal, key))
+        start, n = int(self._doc_offsets[row]), int(self._doc_lengths[row])
+        return self._decode(np.arange(start, start + n))
+
+    # -- searching ---------------------------------------------------------------------
+    def _inverted_lists(self) -> tuple[np.ndarray, np.ndarray]:
+        """Centroid -> live document rows (positions in the doc tables, which map to the
+        internal ids through doc_internal), as CSR offsets and rows; cached until a change."""
+        if self._ivf is None:
+            n_c, n_rows = len(self._codec()[0]), len(self._doc_internal)
+            live = self._live_rows()
+            rows = np.repeat(live, self._doc_lengths[live])
+            cents = np.asarray(self._token_centroids[_ranges(self._doc_offsets[live],
+                                                            self._doc_lengths[live])])
+            pairs = np.unique(cents.astype(np.int64) * max(n_rows, 1) + rows)
+            lists = pairs % max(n_rows, 1)
+            counts = np.bincount(pairs // max(n_rows, 1), minlength=n_c)
+            offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+            self._ivf = (offsets, lists.astype(np.int64))
+        return self._ivf
+
+    def search(self, queries: Any, k: int = 10, *, nprobe: int | None = None,
+               n_candidates: int | None = None) -> list[list[Hit]]:
+        """Best ``k`` documents per query (each an (n_tokens, dim) array), best first, as
+        ``Hit(id, score)`` with the MaxSim score on the decompressed vectors.
+
+        ``nprobe``: centroids probed per query token. The default (2 to 4 by codebook size)
+        doubles while the candidate pool is smaller than ``n_candidates``; a given value
+        doubles only while fewer than ``k`` documents turn up. ``n_candidates``: documents
+        kept after the centroid-only stage for re-ranking (default max(4*k, 256)).
+        """
+        k = _check_positive("search", "k", k)
+        if nprobe is not None:
+            nprobe = _check_positive("search", "nprobe", nprobe)
+        if n_candidates is not None:
+            n_candidates = _check_positive("search", "n_candidates", n_candidates)
+        qs = [_as_tokens(q, self.dim, "search", f"query {row}", normalize=self.normalized)
+              for row, q in enumerate(_as_queries(queries, self.dim, "search"))]
+        if not len(self) or self._centroids is None:
+            return [[] for _ in qs]
+        n_c = len(self._centroids)
+        probe = min(nprobe or _default_nprobe(n_c), n_c)
+        keep = max(n_candidates or max(4 * k, 256), k)
+        # The default nprobe widens until the pool fills the re-ranking budget (small or
+        # fine-grained collections); an explicit one widens only to find k documents.
+        want = min(keep if nprobe is None else k, len(self))
+        return [self._search_one(q, k, probe, keep, want) for q in qs]
+
+    def _search_one(self, q: np.ndarray, k: int, nprobe: int, keep: int,
+                    want: int) -> list[Hit]:
+        offsets, lists = self._inverted_lists()
+        centroids = self._codec()[0]
+        n_c = len(centroids)
+        qc = q @ centroids.T  # (n_q, n_centroids)
+        # Stage 1: candidates from the inverted lists of each query token's best centroids,
+        # doubling nprobe while fewer than ``want`` documents turn up.
+        while True:
+            if nprobe >= n_c:
+                probed = np.arange(n_c)
+            else:
+                probed = np.unique(np.argpartition(-qc, nprobe - 1, axis=1)[:, :nprobe])
+            cands = np.unique(lists[_ranges(offsets[probed],
+                                            offsets[probed + 1] - offsets[probed])])
+            if len(cands) >= want or nprobe >= n_c:
+                break
+            nprobe = min(2 * nprobe, n_c)
+        if not len(cands):
+            return []
+        # Stage 2: centroid-only MaxSim, in blocks of candidates to bound memory.
+        if len(cands) > keep:
+            approx = np.empty(len(cands), dtype=np.float32)
+            for lo, hi in self._score_blocks(cands, len(q)):
+                approx[lo:hi] = self._centroid_scores(qc, cands[lo:hi])
+            cands = np.sort(cands[_top_k(approx, keep)])
+        # Stage 3: decompress the survivors and rank by MaxSim.
+        tokens = _ranges(self._doc_offsets[cands], self._doc_lengths[cands])
+        vectors = self._decode(tokens)
+        starts = np.concatenate([[0], np.cumsum(self._doc_lengths[cands])[:-1]])
+        scores = np.maximum.reduceat(q @ vectors.T, starts, axis=1).sum(axis=0)
+        best = _top_k(scores, k)
+        names, internal = self._int_to_id, self._doc_internal
+        return [Hit(names[int(internal[cands[i]])], float(scores[i])) for i in best]
+
+    def _score_blocks(self, rows: np.ndarray, n_q: int) -> Iterator[tuple[int, int]]:
+        budget = max(1, BLOCK_SCORES // max(n_q, 1))
+        lo, total = 0, 0
+        for i, n in enumerate(self._doc_lengths[rows].tolist()):
+            total += n
+            if total >= budget:
+                yield lo, i + 1
+                lo, total = i + 1, 0
+        if lo < len(rows):
+            yield lo, len(rows)
+
+    def _centroid_scores(self, qc: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Approximate MaxSim of documents from their tokens' centroids alone."""
+        lengths = self._doc_lengths[rows]
+        cents = self._token_centroids[_ranges(self._doc_offsets[rows], lengths)]
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        return np.maximum.reduceat(qc[:, cents], starts, axis=1).sum(axis=0)
+
+    # -- saving and loading ------------------------------------------------------------
+    def _manifest_params(self) -> dict[str, Any]:
+        return {"nbits": self._nbits, "n_centroids": self.n_centroids, "seed": self._seed}
+
+    def _manifest_extra(self) -> dict[str, Any]:
+        return {"n_tokens": len(self._token_centroids), "n_docs_stored":
+                len(self._doc_internal), "tombstones": len(self._tombstones),
+                "trained": self.trained, "faiss_version": faiss.__version__}
+
+    def _before_save(self) -> None:
+        if (not self._mmap and self._tombstones
+                and len(self._tombstones) > COMPACT_RATIO * len(self._doc_internal)):
+            self.compact()
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        empty_codec = self._centroids is None
+        buckets = 2 ** self._nbits
+        return {
+            "centroids": (np.zeros((0, self.dim), np.float32) if empty_codec
+                          else self._centroids),
+            "cutoffs": (np.zeros((self.dim, buckets - 1), np.float32) if empty_codec
+                        else self._cutoffs),
+            "weights": (np.zeros((self.dim, buckets), np.float32) if empty_codec
+                        else self._weights),
+            "token_centroids": self._token_centroids, "codes": self._codes,
+            "doc_offsets": self._doc_offsets, "doc_lengths": self._doc_lengths,
+            "doc_internal": self._doc_internal,
+        }
+
+    def _write_payload(self, folder: Path) -> None:
+        for key, array in self._arrays().items():
+            np.save(folder / ARRAY_FILES[key], np.ascontiguousarray(array), allow_pickle=False)
+        (folder / TOMBSTONES_FILE).write_text(json.dumps(sorted(self._tombstones)),
+                                              encoding="utf-8")
+
+    @classmethod
+    def _from_saved(cls, manifest: IndexManifest, folder: Path, *,
+                    mmap: bool) -> MultiVectorIndex:
+        def bad(reason: str) -> IndexMismatchError:
+            return IndexMismatchError(Errors.E011.format(path=folder, reason=reason))
+
+        if manifest.index_type != "plaid":
+            raise bad(f"index_type {manifest.index_type!r} is not 'plaid'")
+        if manifest.normalized != (manifest.metric == "cosine"):
+            raise bad(f"normalized={manifest.normalized} contradicts metric "
+                      f"{manifest.metric!r}")
+        params = manifest.params
+        try:
+            index = cls(manifest.dim, manifest.metric, backbone=manifest.backbone,
+                        nbits=params.get("nbits"), n_centroids=params.get("n_centroids"),
+                        seed=params.get("seed", 0))
+        except InputError as err:
+            raise bad(f"its settings are invalid ({err})") from None
+        loaded: dict[str, np.ndarray] = {}
+        for key, name in ARRAY_FILES.items():
+            small = key in ("centroids", "cutoffs", "weights")
+            try:
+                loaded[key] = np.load(folder / name, allow_pickle=False,
+                                      mmap_mode="r" if mmap and not small else None)
+            except (OSError, ValueError) as err:
+                raise bad(f"{name} is missing or unreadable ({err})") from None
+        try:
+            tombs = json.loads((folder / TOMBSTONES_FILE).read_text(encoding="utf-8"))
+            index._tombstones = {int(t) for t in tombs}
+        except (OSError, ValueError, TypeError) as err:
+            raise bad(f"{TOMBSTONES_FILE} is missing or malformed ({err})") from None
+        index._check_arrays(loaded, bad)
+        if len(loaded["centroids"]):
+            index._centroids = np.ascontiguousarray(loaded["centroids"], dtype=np.float32)
+            index._cutoffs = np.ascontiguousarray(loaded["cutoffs"], dtype=np.float32)
+            index._weights = np.ascontiguousarray(loaded["weights"], dtype=np.float32)
+        index._token_centroids = loaded["token_centroids"]
+        index._codes = loaded["codes"]
+        index._doc_offsets = loaded["doc_offsets"]
+        index._doc_lengths = loaded["doc_lengths"]
+        index._doc_internal = loaded["doc_internal"]
+        index._mmap = mmap
+        return index
+
+    def _check_arrays(self, a: Mapping[str, np.ndarray], bad: Any) -> None:
+        """Shapes and dtypes of the loaded files against each other and the manifest."""
+        buckets, dim = 2 ** self._nbits, self.dim
+        expected = {"centroids": (np.float32, 2), "cutoffs": (np.float32, 2),
+                    "weights": (np.float32, 2), "token_centroids": (np.int32, 1),
+                    "codes": (np.uint8, 2), "doc_offsets": (np.int64, 1),
+                    "doc_lengths": (np.int32, 1), "doc_internal": (np.int64, 1)}
+        for key, (dtype, ndim) in expected.items():
+            if a[key].dtype != dtype or a[key].ndim != ndim:
+                raise bad(f"{ARRAY_FILES[key]} holds {a[key].dtype} of shape {a[key].shape}, "
+                          f"expected {ndim}-D {np.dtype(dtype).name}")
+        n_c = len(a["centroids"])
+        if (a["centroids"].shape[1] != dim or a["cutoffs"].shape != (dim, buckets - 1)
+                or a["weights"].shape != (dim, buckets)):
+            raise bad(f"the codec arrays do not fit dim={dim}, nbits={self._nbits}")
+        if n_c and self._requested_centroids not in (None, n_c):
+            raise bad(f"{ARRAY_FILES['centroids']} holds {n_c} centroids, the manifest records "
+                      f"{self._requested_centroids}")
+        n_tok = len(a["token_centroids"])
+        if a["codes"].shape != (n_tok, self.code_bytes):
+            raise bad(f"{ARRAY_FILES['codes']} has shape {a['codes'].shape}, expected "
+                      f"({n_tok}, {self.code_bytes})")
+        if n_tok and not n_c:
+            raise bad(f"{n_tok} tokens are stored but there are no centroids")
+        n_docs = len(a["doc_internal"])
+        if len(a["doc_offsets"]) != n_docs or len(a["doc_lengths"]) != n_docs:
+            raise bad("doc_offsets, doc_lengths and doc_internal differ in length")
+        lengths = np.asarray(a["doc_lengths"], dtype=np.int64)
+        if n_docs and ((lengths < 1).any() or int(lengths.sum()) != n_tok or not np.array_equal(
+                a["doc_offsets"], np.concatenate([[0], np.cumsum(lengths)[:-1]]))):
+            raise bad("doc_offsets and doc_lengths do not tile the stored tokens")
+        if not n_docs and n_tok:
+            raise bad(f"{n_tok} tokens are stored but no documents")
+        if n_docs > 1 and (np.diff(a["doc_internal"]) <= 0).any():
+            raise bad(f"{ARRAY_FILES['doc_internal']} is not strictly increasing")
+        if n_tok and (int(a["token_centroids"].min()) < 0
+                      or int(a["token_centroids"].max()) >= n_c):
+            raise bad(f"{ARRAY_FILES['token_centroids']} refers to centroids outside 0..{n_c - 1}")
+
+    def _after_load(self, manifest: IndexManifest, folder: Path) -> None:
+        def bad(reason: str) -> IndexMismatchError:
+            return IndexMismatchError(Errors.E011.format(path=folder, reason=reason))
+
+        stored = set(self._doc_internal.tolist())
+        live = set(self._int_to_id)
+        if self._tombstones & live:
+            raise bad(f"{TOMBSTONES_FILE} lists ids that are still in ids.json")
+        if stored != live | self._tombstones:
+            raise bad(f"the stored documents ({len(stored)}) are not the ids in ids.json "
+                      f"({len(live)}) plus the tombstones ({len(self._tombstones)})")
+        n_tokens = manifest.extra.get("n_tokens")
+        if n_tokens is not None and n_tokens != len(self._token_centroids):
+            raise bad(f"{ARRAY_FILES['token_centroids']} holds {len(self._token_centroids)} "
+                      f"tokens, the manifest records {n_tokens}")
