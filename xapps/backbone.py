@@ -294,18 +294,39 @@ class Backbone:
 
     def embed_tokens(self, texts: Sequence[str], *, prompt: Prompt | None = None,
                      layer: int = -1, pooling: str | None = None, normalize_pooled: bool = True,
-                     batch_size: int = 32, progress: bool | None = None) -> list[TokenEmbeddings]:
+                     batch_size: int = 32, progress: bool | None = None,
+                     max_length: int | None = None) -> list[TokenEmbeddings]:
         """Subword vectors from ``layer`` (negative counts from the top) with offsets, plus the
-        pooled vector of the same pass, one :class:`TokenEmbeddings` per text."""
+        pooled vector of the same pass, one :class:`TokenEmbeddings` per text. ``max_length``
+        (at most the model's) sets the window size: longer texts get overlapping windows."""
+        if max_length is not None and (not isinstance(max_length, int) or max_length < 3):
+            raise ModelError(f"max_length={max_length!r} is too small: a window needs its two "
+                             "special tokens and at least one subword. Pass an int >= 3.")
         results = self._forward(texts, prompt=prompt, pooling=pooling, layer=layer,
-                                batch_size=batch_size, progress=progress, keep_tokens=True)
+                                batch_size=batch_size, progress=progress, keep_tokens=True,
+                                max_length=max_length)
         if normalize_pooled:
             for r in results:
                 r.pooled = _l2_normalize(r.pooled[None])[0]
         return results
 
+    def run(self, input_ids, attention_mask, *, layer: int = -1):
+        """Hidden states (float32) of padded id tensors on this backbone's device: the one
+        forward pass every encoder shares (half precision under autocast on GPU)."""
+        import torch
+
+        autocast = (torch.autocast(self.device.type, dtype=self.dtype)
+                    if self.device.type == "cuda" and self.dtype != torch.float32
+                    else _nullcontext())
+        with autocast:
+            out = self.encoder(input_ids=input_ids.to(self.device),
+                               attention_mask=attention_mask.to(self.device),
+                               output_hidden_states=layer != -1, return_dict=True)
+        states = out.last_hidden_state if layer == -1 else out.hidden_states[layer]
+        return states.float()
+
     def _forward(self, texts: Sequence[str], *, prompt, pooling, layer, batch_size, progress,
-                 keep_tokens) -> list[TokenEmbeddings]:
+                 keep_tokens, max_length: int | None = None) -> list[TokenEmbeddings]:
         import torch
 
         pooling = pooling or self.pooling
@@ -319,7 +340,7 @@ class Backbone:
             return []
         enc = self.tokenizer([prefix + t for t in texts], add_special_tokens=False,
                              return_offsets_mapping=True, return_attention_mask=False)
-        windows = self._windows(enc["input_ids"])
+        windows = self._windows(enc["input_ids"], max_length)
         # Sort by length so each batch pads little (the largest cost on CPU).
         order = sorted(range(len(windows)), key=lambda i: -len(windows[i][2]))
         hidden = self.hidden_size
@@ -340,14 +361,7 @@ class Backbone:
             for batch in tqdm(batches, desc=f"encoding ({self.name})", unit="batch",
                               disable=not show):
                 input_ids, mask = self._pad([windows[i][2] for i in batch])
-                autocast = (torch.autocast(self.device.type, dtype=self.dtype)
-                            if self.device.type == "cuda" and self.dtype != torch.float32
-                            else _nullcontext())
-                with autocast:
-                    out = encoder(input_ids=input_ids, attention_mask=mask,
-                                  output_hidden_states=layer != -1, return_dict=True)
-                states = out.last_hidden_state if layer == -1 else out.hidden_states[layer]
-                states = states.float()
+                states = self.run(input_ids, mask, layer=layer)
                 maskf = mask.unsqueeze(-1).to(states.dtype)
                 if pooling == "mean":
                     pooled = (states * maskf).sum(1) / maskf.sum(1).clamp(min=1)
@@ -382,7 +396,8 @@ class Backbone:
             results.append(TokenEmbeddings(text, vecs[keep], offsets, ids[keep], pooled_vec))
         return results
 
-    def _windows(self, all_ids: list[list[int]]) -> list[tuple[int, int, list[int]]]:
+    def _windows(self, all_ids: list[list[int]],
+                 max_length: int | None = None) -> list[tuple[int, int, list[int]]]:
         """(text index, start subword, ids with specials) per window. Long texts get
         overlapping windows (a quarter of the window) rather than silent truncation."""
         tok = self.tokenizer
@@ -390,7 +405,7 @@ class Backbone:
         eos = tok.sep_token_id if tok.sep_token_id is not None else tok.eos_token_id
         specials_front = [bos] if bos is not None and not self.is_seq2seq else []
         specials_back = [eos] if eos is not None else []
-        size = self.max_length - 2
+        size = min(max_length or self.max_length, self.max_length) - 2
         stride = max(1, size - size // 4)
         windows = []
         for i, ids in enumerate(all_ids):

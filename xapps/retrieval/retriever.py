@@ -1,0 +1,148 @@
+"""Multi-vector retrieval over a corpus: build a PLAID-style index with a ColBERT encoder and
+search it. The functions behind ``xapps index build --kind multivector``.
+
+A retriever folder keeps the two halves together, so a search always encodes queries with
+the encoder that built the index::
+
+    retriever.json   format, counts, build settings
+    encoder/         the ColBERT encoder (config + projection; the backbone by reference)
+    index/           the MultiVectorIndex (manifest records the encoder's identity)
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import Errors, IndexMismatchError, InputError
+from ..index.base import Hit
+from .colbert import ColBERTConfig, ColBERTEncoder
+
+logger = logging.getLogger("xapps")
+
+FORMAT = "xapps-retriever"
+RETRIEVER_FILE = "retriever.json"
+
+
+@dataclass
+class MultiVectorBuildReport:
+    path: Path
+    count: int
+    tokens: int
+    encode_seconds: float
+    index_seconds: float
+    bytes_per_token: float
+
+    @property
+    def docs_per_second(self) -> float:
+        total = self.encode_seconds + self.index_seconds
+        return self.count / total if total > 0 else float("inf")
+
+
+def is_retriever(path: str | Path) -> bool:
+    return (Path(path) / RETRIEVER_FILE).is_file()
+
+
+class Retriever:
+    """A multi-vector index with the encoder that built it: ``search(queries, k)``."""
+
+    def __init__(self, encoder: ColBERTEncoder, index) -> None:
+        self.encoder = encoder
+        self.index = index
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str | None = None,
+             mmap: bool = False) -> Retriever:
+        from ..index import load_index
+
+        folder = Path(path)
+        if not is_retriever(folder):
+            raise IndexMismatchError(Errors.E011.format(
+                path=folder, reason=f"it has no {RETRIEVER_FILE}, so it is not a multi-vector "
+                                    "retriever built by `xapps index build --kind multivector`"))
+        encoder = ColBERTEncoder.load(folder / "encoder", device=device)
+        index = load_index(folder / "index", backbone=encoder.identity, dim=encoder.dim,
+                           mmap=mmap)
+        return cls(encoder, index)
+
+    def search(self, queries: Sequence[str], k: int = 10, **options) -> list[list[Hit]]:
+        """Best ``k`` documents per query text; ``options`` go to the index's search
+        (``nprobe``, ``n_candidates``)."""
+        if not len(queries):
+            return []
+        return self.index.search(self.encoder.encode_queries(queries), k, **options)
+
+    def text(self, doc_id: str) -> str:
+        return (self.index.get_metadata(doc_id) or {}).get("text") or ""
+
+
+def build_multivector_index(input_path: str | Path, out: str | Path, *, id_field: str = "id",
+                            text_field: str = "text", encoder: str | ColBERTEncoder | None = None,
+                            backbone: str = "me5-small", dim: int | None = 128, nbits: int = 2,
+                            chunk_size: int = 2048, batch_size: int = 32,
+                            store_text: bool = True, device: str | None = None,
+                            progress: bool = True) -> MultiVectorBuildReport:
+    """Encode every record of ``input_path`` as ColBERT document tokens and save a retriever.
+
+    ``encoder`` is a saved encoder folder (or an encoder); otherwise an untrained one on
+    ``backbone`` with a ``dim`` projection is made. Documents are encoded and compressed
+    ``chunk_size`` at a time, so float token vectors of one chunk are all that is ever held;
+    the codec is trained on the first chunk. The input is validated completely first and the
+    folder is written atomically, so a bad record or an interruption leaves nothing behind.
+    """
+    from tqdm.auto import tqdm
+
+    from ..corpus import read_records
+    from ..index.manifest import atomic_directory
+    from ..index.multivector import MultiVectorIndex
+
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise InputError(Errors.E074.format(what="chunk_size", value=chunk_size,
+                                            expected="an integer >= 1"))
+    records = list(read_records(input_path, id_field=id_field, text_field=text_field))
+    if not records:
+        raise InputError(Errors.E004.format(path=input_path, reason="it holds no records"))
+    if isinstance(encoder, (str, Path)):
+        encoder = ColBERTEncoder.load(encoder, device=device)
+    elif encoder is None:
+        encoder = ColBERTEncoder(ColBERTConfig(backbone=backbone, dim=dim), device=device)
+    index = MultiVectorIndex(dim=encoder.dim, metric="cosine", nbits=nbits,
+                             backbone=encoder.identity)
+    encode_seconds = index_seconds = 0.0
+    bar = tqdm(total=len(records), desc="indexing (multi-vector)", unit="doc",
+               disable=not progress)
+    try:
+        for start in range(0, len(records), chunk_size):
+            chunk = records[start:start + chunk_size]
+            t0 = time.perf_counter()
+            docs = encoder.encode_documents([r.text for r in chunk], batch_size=batch_size,
+                                            progress=False)
+            t1 = time.perf_counter()
+            metadata = [dict(r.meta, text=r.text) if store_text else dict(r.meta) or None
+                        for r in chunk]
+            index.add([r.id for r in chunk], docs, metadata=metadata)
+            encode_seconds += t1 - t0
+            index_seconds += time.perf_counter() - t1
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+    t0 = time.perf_counter()
+    out = Path(out)
+    stats = index.stats()
+    with atomic_directory(out) as tmp:
+        encoder.save(tmp / "encoder")
+        index.save(tmp / "index")
+        record = {"format": FORMAT, "count": len(index), "tokens": stats["n_tokens"],
+                  "encoder": encoder.identity, "nbits": nbits,
+                  "bytes_per_token": stats["bytes_per_token"]}
+        (tmp / RETRIEVER_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    index_seconds += time.perf_counter() - t0
+    report = MultiVectorBuildReport(out, len(index), stats["n_tokens"], encode_seconds,
+                                    index_seconds, stats["bytes_per_token"])
+    logger.info("Indexed %d records (%d token vectors, %.1f bytes each) in %.1f s at %s",
+                report.count, report.tokens, report.bytes_per_token,
+                encode_seconds + index_seconds, out)
+    return report
