@@ -117,3 +117,24 @@ def test_build_refuses_bad_input_and_leaves_nothing(tmp_path, encoder):
     assert not (tmp_path / "out").exists()
     with pytest.raises(IndexMismatchError, match="retriever.json"):
         Retriever.load(tmp_path)
+
+
+def test_cli_build_search_info_multivector(corpus, tiny_xlmr_path, tmp_path):
+    from click.testing import CliRunner
+
+    from xapps.cli import main
+
+    path, rows = corpus
+    out = tmp_path / "mv"
+    result = CliRunner().invoke(main, ["index", "build", "--kind", "multivector", "--input",
+                                       str(path), "--out", str(out), "--backbone",
+                                       str(tiny_xlmr_path), "--dim", "16", "--nbits", "4"])
+    assert result.exit_code == 0, result.output
+    assert f"Indexed {len(rows)} documents" in result.output and "multivector" in result.output
+    found = CliRunner().invoke(main, ["index", "search", str(out), rows[2]["text"], "-k", "3",
+                                      "--json"])
+    assert found.exit_code == 0, found.output
+    hits = json.loads(found.output.splitlines()[0])["hits"]
+    assert len(hits) == 3 and hits[0]["text"] == rows[2]["text"]
+    info = CliRunner().invoke(main, ["index", "info", str(out)])
+    assert json.loads(info.output)["kind"] == "multivector"

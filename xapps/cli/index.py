@@ -1,4 +1,4 @@
-"""`xapps index build|search|info`."""
+"""`xapps index build|search|info` for dense indexes and multi-vector retrievers."""
 from __future__ import annotations
 
 import json
@@ -27,10 +27,32 @@ def index() -> None:
 @click.option("--no-text", is_flag=True, help="Do not store the texts in the index metadata.")
 @click.option("--device", default=None, help="torch device (default: cuda when present).")
 @click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's).")
+@click.option("--kind", type=click.Choice(["dense", "multivector"]), default="dense",
+              show_default=True, help="dense: one vector per document; multivector: ColBERT "
+                                      "token vectors in a PLAID-style compressed index.")
+@click.option("--encoder", default=None, type=click.Path(exists=True),
+              help="multivector: a saved ColBERT encoder (default: untrained on --backbone).")
+@click.option("--dim", default=128, show_default=True,
+              help="multivector: token projection size (0: the backbone's hidden size).")
+@click.option("--nbits", type=click.Choice(["1", "2", "4"]), default="2", show_default=True,
+              help="multivector: bits per dimension of the compressed residuals.")
 def build(input_path, out, id_field, text_field, backbone, index_type, batch_size, no_text,
-          device, threads) -> None:
-    """Encode a corpus and save a dense index."""
+          device, threads, kind, encoder, dim, nbits) -> None:
+    """Encode a corpus and save a dense or multi-vector index."""
     _set_threads(threads)
+    if kind == "multivector":
+        from ..retrieval.retriever import build_multivector_index
+
+        report = build_multivector_index(input_path, out, id_field=id_field,
+                                         text_field=text_field, encoder=encoder,
+                                         backbone=backbone, dim=dim or None, nbits=int(nbits),
+                                         batch_size=batch_size, store_text=not no_text,
+                                         device=device)
+        total = report.encode_seconds + report.index_seconds
+        click.echo(f"Indexed {report.count} documents ({report.tokens} token vectors, "
+                   f"{report.bytes_per_token:.0f} bytes each) into {report.path} (multivector) "
+                   f"in {total:.1f} s: {report.docs_per_second:.1f} docs/s")
+        return
     report = index_build.build_index(input_path, out, id_field=id_field, text_field=text_field,
                                      backbone=backbone, index_type=index_type,
                                      batch_size=batch_size, store_text=not no_text,
@@ -51,7 +73,10 @@ def build(input_path, out, id_field, text_field, backbone, index_type, batch_siz
 def search(path, queries, k, as_json, backbone, mmap, threads) -> None:
     """Search an index with one or more queries."""
     _set_threads(threads)
-    searcher = index_build.Searcher(path, backbone=backbone, mmap=mmap)
+    from ..retrieval.retriever import Retriever, is_retriever
+
+    searcher = (Retriever.load(path, mmap=mmap) if is_retriever(path)
+                else index_build.Searcher(path, backbone=backbone, mmap=mmap))
     for query, hits in zip(queries, searcher.search(list(queries), k)):
         rows = [{"rank": r, "id": h.id, "score": round(h.score, 4), "text": searcher.text(h.id)}
                 for r, h in enumerate(hits, start=1)]
@@ -68,10 +93,14 @@ def search(path, queries, k, as_json, backbone, mmap, threads) -> None:
 @index.command("info")
 @click.argument("path", type=click.Path())
 def info(path) -> None:
-    """Print an index's manifest."""
-    from ..index.manifest import read_manifest
+    """Print an index's manifest (a multi-vector retriever's index manifest)."""
+    from pathlib import Path
 
-    click.echo(json.dumps(read_manifest(path).to_dict(), indent=2, ensure_ascii=False))
+    from ..index.manifest import read_manifest
+    from ..retrieval.retriever import is_retriever
+
+    folder = Path(path) / "index" if is_retriever(path) else path
+    click.echo(json.dumps(read_manifest(folder).to_dict(), indent=2, ensure_ascii=False))
 
 
 def _set_threads(threads: int | None) -> None:
