@@ -138,3 +138,34 @@ def test_cli_build_search_info_multivector(corpus, tiny_xlmr_path, tmp_path):
     assert len(hits) == 3 and hits[0]["text"] == rows[2]["text"]
     info = CliRunner().invoke(main, ["index", "info", str(out)])
     assert json.loads(info.output)["kind"] == "multivector"
+
+
+def test_xm_retriever_component_batches_saves_and_reloads(corpus, encoder, tmp_path):
+    import spacy
+
+    path, rows = corpus
+    build_multivector_index(path, tmp_path / "mv", encoder=encoder, nbits=4, progress=False)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("xm_retriever", config={"retriever": str(tmp_path / "mv"), "k": 3})
+    nlp.initialize()
+    docs = list(nlp.pipe([rows[1]["text"], rows[5]["text"], "Something else entirely"],
+                         batch_size=2))
+    assert all(len(doc._.hits) == 3 for doc in docs)
+    top = nlp.get_pipe("xm_retriever").retriever.text(docs[0]._.hits[0][0])
+    assert top == rows[1]["text"]
+    nlp.to_disk(tmp_path / "pipe")
+    import shutil
+
+    shutil.rmtree(tmp_path / "mv")  # the saved pipeline carries its own copy
+    again = spacy.load(tmp_path / "pipe")
+    assert again("x")._.hits is not None
+    assert again(rows[1]["text"])._.hits == docs[0]._.hits
+
+
+def test_xm_retriever_without_a_retriever_names_the_fix():
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("xm_retriever")
+    with pytest.raises(InputError, match="index build --kind multivector"):
+        nlp.initialize()

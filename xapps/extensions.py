@@ -41,6 +41,9 @@ def register() -> None:
     if not Span.has_extension("kb_ents"):
         # Ranked [(concept_id, score), ...] from xmen_linker; [] when nothing was found.
         Span.set_extension("kb_ents", default=None)
+    if not Doc.has_extension("hits"):
+        # Ranked [(doc_id, score), ...] for a query Doc, set by xm_retriever.
+        Doc.set_extension("hits", default=None)
     if not Token.has_extension("xapps_vector"):
         Token.set_extension("xapps_vector", getter=_token_vector)
     if not Span.has_extension("xapps_vector"):

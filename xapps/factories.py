@@ -12,6 +12,7 @@ from spacy.language import Language
 from . import extensions  # noqa: F401  (registers the Doc/Span/Token attributes)
 from .encoder import XappsEncoder
 from .linking.component import XmenLinker
+from .retrieval.component import XmRetriever
 
 
 @Language.factory(
@@ -48,3 +49,17 @@ def make_xmen_linker(nlp: Language, name: str, kb: Optional[str], candidates: Op
     return XmenLinker(nlp, name, kb=kb, candidates=candidates, reranker=reranker, k=k,
                       threshold=threshold, spans_key=spans_key, link_ents=link_ents,
                       context_window=context_window, batch_size=batch_size)
+
+
+@Language.factory(
+    "xm_retriever",
+    default_config={"retriever": None, "k": 10, "nprobe": None, "n_candidates": None,
+                    "batch_size": 64},
+    assigns=["doc._.hits"],
+    requires=[],
+)
+def make_xm_retriever(nlp: Language, name: str, retriever: Optional[str], k: int,
+                      nprobe: Optional[int], n_candidates: Optional[int],
+                      batch_size: int) -> XmRetriever:
+    return XmRetriever(nlp, name, retriever=retriever, k=k, nprobe=nprobe,
+                       n_candidates=n_candidates, batch_size=batch_size)

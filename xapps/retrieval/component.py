@@ -1,0 +1,103 @@
+"""``xm_retriever``: a spaCy component that treats each Doc as a query and sets
+``doc._.hits = [(doc_id, score), ...]`` from a multi-vector retriever.
+
+Queries of a ``pipe()`` batch are encoded in one pass and searched together. ``to_disk``
+copies the retriever folder (encoder + compressed index, plain files, no pickle) into the
+pipeline, so the saved pipeline searches offline without the original path.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.util import minibatch
+
+from .. import extensions
+from ..errors import InputError
+
+CFG_FILE = "cfg.json"
+RETRIEVER_DIR = "retriever"
+
+
+class XmRetriever:
+    def __init__(self, nlp: Language, name: str = "xm_retriever", *,
+                 retriever: str | None = None, k: int = 10, nprobe: int | None = None,
+                 n_candidates: int | None = None, batch_size: int = 64) -> None:
+        if not isinstance(k, int) or k < 1:
+            raise InputError(f"xm_retriever: k must be an integer >= 1, got {k!r}.")
+        self.name = name
+        self.cfg: dict[str, Any] = {"retriever": retriever, "k": k, "nprobe": nprobe,
+                                    "n_candidates": n_candidates, "batch_size": batch_size}
+        self.retriever = None
+        self._source: Path | None = None
+        extensions.register()
+
+    def initialize(self, get_examples=None, *, nlp: Language | None = None,
+                   retriever=None) -> None:
+        """Load the retriever folder named in the config (or take a loaded Retriever)."""
+        from .retriever import Retriever
+
+        if retriever is None:
+            if not self.cfg["retriever"]:
+                raise InputError(f"{self.name}: no retriever configured. Build one with `xapps "
+                                 "index build --kind multivector --input CORPUS --out DIR` and "
+                                 "set components.xm_retriever.retriever = DIR.")
+            self._source = Path(self.cfg["retriever"])
+            retriever = Retriever.load(self._source)
+        self.retriever = retriever
+
+    def _require_ready(self) -> None:
+        if self.retriever is None:
+            raise InputError(f"{self.name} has no retriever loaded: call nlp.initialize() "
+                             "(with components.xm_retriever.retriever set) or load a saved "
+                             "pipeline.")
+
+    def __call__(self, doc: Doc) -> Doc:
+        self._search([doc])
+        return doc
+
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int | None = None) -> Iterator[Doc]:
+        for batch in minibatch(stream, size=batch_size or self.cfg["batch_size"]):
+            self._search(batch)
+            yield from batch
+
+    def _search(self, docs: list[Doc]) -> None:
+        self._require_ready()
+        options = {key: self.cfg[key] for key in ("nprobe", "n_candidates")
+                   if self.cfg[key] is not None}
+        hits = self.retriever.search([doc.text for doc in docs], self.cfg["k"], **options)
+        for doc, row in zip(docs, hits):
+            doc._.hits = [(hit.id, hit.score) for hit in row]
+
+    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
+        self._require_ready()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        target = path / RETRIEVER_DIR
+        if self._source is None or self._source.resolve() != target.resolve():
+            if self._source is None:
+                raise InputError(f"{self.name}: the retriever was passed as an object and has "
+                                 "no folder to copy; initialise the component from a retriever "
+                                 "folder to save it.")
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.copytree(self._source, target)
+        (path / CFG_FILE).write_text(json.dumps(dict(self.cfg, retriever=RETRIEVER_DIR),
+                                                indent=2), encoding="utf-8")
+
+    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> XmRetriever:
+        from .retriever import Retriever
+
+        path = Path(path)
+        if not (path / CFG_FILE).exists():
+            raise InputError(f"xm_retriever: '{path / CFG_FILE}' is missing; the folder is not "
+                             "a saved xm_retriever. Save the pipeline again with nlp.to_disk().")
+        self.cfg.update(json.loads((path / CFG_FILE).read_text(encoding="utf-8")))
+        self._source = path / RETRIEVER_DIR
+        self.retriever = Retriever.load(self._source)
+        return self
