@@ -9,7 +9,12 @@ import pytest
 
 from xapps.errors import IndexMismatchError, InputError, ModelError
 from xapps.index.multivector import exact_search
-from xapps.retrieval import ColBERTConfig, ColBERTEncoder, Retriever, build_multivector_index
+from xapps.retrieval import (
+    ColBERTConfig,
+    ColBERTEncoder,
+    Retriever,
+    build_multivector_index,
+)
 from xapps.retrieval.colbert import is_punctuation
 
 

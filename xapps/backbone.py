@@ -356,7 +356,6 @@ class Backbone:
         batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
         from tqdm.auto import tqdm
 
-        encoder = self.encoder
         with torch.inference_mode():
             for batch in tqdm(batches, desc=f"encoding ({self.name})", unit="batch",
                               disable=not show):

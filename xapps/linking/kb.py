@@ -31,8 +31,8 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from ..checksums import sha256_file
 from .. import fileio
+from ..checksums import sha256_file
 from ..errors import Errors, InputError
 from ..fileio import atomic_file
 

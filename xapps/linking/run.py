@@ -10,7 +10,12 @@ from typing import Sequence
 from ..errors import Errors, InputError
 from .candidates import CandidateGenerator, make_generator
 from .data import doc_mentions, read_bigbio_kb, read_mantra
-from .evaluate import error_analysis, evaluate_accuracy, evaluate_candidates, write_error_analysis
+from .evaluate import (
+    error_analysis,
+    evaluate_accuracy,
+    evaluate_candidates,
+    write_error_analysis,
+)
 from .kb import load_kb
 from .types import Candidate, Mention
 
@@ -109,7 +114,12 @@ def train_linking(kb_path: str | Path, out: str | Path, *, source: str | None = 
     Train on some languages and evaluate on others for the cross-lingual setting."""
     import random
 
-    from .rerank import CrossEncoderReranker, RerankerConfig, TrainingExample, train_reranker
+    from .rerank import (
+        CrossEncoderReranker,
+        RerankerConfig,
+        TrainingExample,
+        train_reranker,
+    )
 
     kb = load_kb(kb_path)
     mentions, gold = load_annotated(source, langs=langs)

