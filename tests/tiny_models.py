@@ -24,7 +24,15 @@ def sample_texts() -> list[str]:
 
 def build_tokenizer(out: Path):
     """A small SentencePiece-style Unigram tokenizer with XLM-R's special tokens and layout."""
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import (
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        trainers,
+    )
     from tokenizers.processors import TemplateProcessing
     from transformers import XLMRobertaTokenizerFast
 
