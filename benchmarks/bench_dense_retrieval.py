@@ -109,13 +109,19 @@ def summarise(rank_lists: list[np.ndarray]) -> dict:
 
 
 def evaluate(corpus: Corpus, q_vecs: np.ndarray, s_vecs: np.ndarray) -> dict:
+    return evaluate_scores(corpus, lambda q_idx: q_vecs[q_idx] @ s_vecs.T)
+
+
+def evaluate_scores(corpus: Corpus, score_rows) -> dict:
+    """All metrics from ``score_rows(question indexes) -> (n, all sentences)`` scores, so a
+    multi-vector scorer is evaluated exactly like the single-vector one."""
     n_l = len(LANGS)
     results: dict = {"monolingual": {}, "cross_lingual": {}, "lareqa_map": {}}
     xy = np.zeros((n_l, n_l))
     xx_mono_aps, same_lang_top10 = [], []
     for li, lang in enumerate(LANGS):
         q_idx = np.nonzero(corpus.q_lang == li)[0]
-        scores = q_vecs[q_idx] @ s_vecs.T  # (n_q, all sentences)
+        scores = score_rows(q_idx)  # (n_q, all sentences)
         mono, pooled = [], []
         for row, qi in enumerate(q_idx):
             sc = scores[row]
