@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-training", action="store_true",
                         help="evaluate the model already in the work folder")
+    parser.add_argument("--table-only", action="store_true",
+                        help="rebuild results/alignment.json from the model's training record "
+                             "and the rows already in results/linking.json")
     args = parser.parse_args(argv)
 
     import torch
@@ -46,9 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     config = AlignmentConfig(backbone="me5-small", steps=args.steps, batch_size=args.batch_size,
                              lr=args.lr)
-    if args.skip_training:
+    if args.skip_training or args.table_only:
         info = json.loads((ALIGNED_MODEL / "xapps_model.json").read_text())
-        record = {**info["training"], "final_loss": info.get("final_loss")}
+        record = {**info["training"], "final_loss": info.get("final_loss"),
+                  "first_loss": info.get("first_loss")}
+        previous = HERE / "results" / "alignment.json"
+        if record["first_loss"] is None and previous.exists():
+            record["first_loss"] = json.loads(previous.read_text())["training"].get("first_loss")
     else:
         kb, report = load_kb(root, translations=True)
         print(f"training KB: {len(kb)} concepts; translations: {report}", flush=True)
@@ -61,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
                    "--merge"]
     if args.data:
         linking_cmd += ["--data", args.data]
-    print("+", " ".join(linking_cmd[1:]), flush=True)
-    subprocess.run(linking_cmd, check=True)
+    if not args.table_only:
+        print("+", " ".join(linking_cmd[1:]), flush=True)
+        subprocess.run(linking_cmd, check=True)
     linking = json.loads((HERE / "results" / "linking.json").read_text())
     rows = {(r["config"], r["translations"]): r for r in linking["runs"] if "error" not in r}
     result = {"benchmark": "alignment", "date": time.strftime("%Y-%m-%d %H:%M"),
@@ -83,7 +91,7 @@ def write_table(result: dict) -> None:
     lines = [f"SapBERT-style alignment of me5-small on kb_mantra_hpo names + HPO translations "
              f"(de/es/fr): {t['step']} steps x {cfg['batch_size']} concepts, lr {cfg['lr']}, "
              f"temperature {cfg['temperature']}, frozen word embeddings, "
-             f"{t['seconds']:.0f} s on CPU; loss {t.get('first_loss', float('nan')):.3f} -> "
+             f"{t['seconds']:.0f} s on CPU; loss {t.get('first_loss') or float('nan'):.3f} -> "
              f"{t['final_loss']:.3f}; {result['date']}; `{result['command']}`", "",
              "| encoder (index) | EN | FR | DE | ES | pooled |", "|---|---|---|---|---|---|"]
     for label, rec in result["linking"].items():

@@ -271,6 +271,7 @@ def _save_model(out: Path, encoder: _Encoder, config: AlignmentConfig, record: d
                 "files": {"model.safetensors": sha256_file(tmp / "model.safetensors")},
                 "trained_with": "xapps.linking.synonym_training", "xapps_version": __version__,
                 "training": {k: v for k, v in record.items() if k != "loss"},
+                "first_loss": record["loss"][0] if record["loss"] else None,
                 "final_loss": record["loss"][-1] if record["loss"] else None}
         (tmp / "xapps_model.json").write_text(
             json.dumps({k: v for k, v in info.items() if v is not None}, indent=2) + "\n",
