@@ -67,6 +67,18 @@ BLOCK_TOKENS = 1 << 16
 BLOCK_SCORES = 1 << 22
 
 
+def _blocks_of(lengths: np.ndarray, budget: int) -> Iterator[tuple[int, int]]:
+    """Consecutive [start, stop) document ranges holding about ``budget`` tokens each."""
+    start, total = 0, 0
+    for row, n in enumerate(lengths.tolist()):
+        total += n
+        if total >= budget:
+            yield start, row + 1
+            start, total = row + 1, 0
+    if start < len(lengths):
+        yield start, len(lengths)
+
+
 # -- exact MaxSim on raw vectors (no index) -------------------------------------------------
 def maxsim(query: Any, doc: Any) -> float:
     """Late-interaction score: the best inner product of each query token over the
@@ -494,14 +506,7 @@ class MultiVectorIndex(VectorIndex):
     @staticmethod
     def _blocks(lengths: np.ndarray) -> Iterator[tuple[int, int]]:
         """Consecutive document ranges of about BLOCK_TOKENS tokens each."""
-        start, tokens = 0, 0
-        for row, n in enumerate(lengths.tolist()):
-            tokens += n
-            if tokens >= BLOCK_TOKENS:
-                yield start, row + 1
-                start, tokens = row + 1, 0
-        if start < len(lengths):
-            yield start, len(lengths)
+        return _blocks_of(lengths, BLOCK_TOKENS)
 
     def _remove_internal(self, internal: np.ndarray) -> None:
         self._tombstones.update(internal.tolist())
@@ -628,15 +633,7 @@ class MultiVectorIndex(VectorIndex):
         return [Hit(names[int(internal[cands[i]])], float(scores[i])) for i in best]
 
     def _score_blocks(self, rows: np.ndarray, n_q: int) -> Iterator[tuple[int, int]]:
-        budget = max(1, BLOCK_SCORES // max(n_q, 1))
-        lo, total = 0, 0
-        for i, n in enumerate(self._doc_lengths[rows].tolist()):
-            total += n
-            if total >= budget:
-                yield lo, i + 1
-                lo, total = i + 1, 0
-        if lo < len(rows):
-            yield lo, len(rows)
+        return _blocks_of(self._doc_lengths[rows], max(1, BLOCK_SCORES // max(n_q, 1)))
 
     def _centroid_scores(self, qc: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Approximate MaxSim of documents from their tokens' centroids alone."""

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..errors import Errors, IndexMismatchError, InputError
 from ..index.base import Hit
+from ..index.build import BuildReport
 from .colbert import ColBERTConfig, ColBERTEncoder
 
 logger = logging.getLogger("xapps")
@@ -28,18 +29,9 @@ RETRIEVER_FILE = "retriever.json"
 
 
 @dataclass
-class MultiVectorBuildReport:
-    path: Path
-    count: int
+class MultiVectorBuildReport(BuildReport):
     tokens: int
-    encode_seconds: float
-    index_seconds: float
     bytes_per_token: float
-
-    @property
-    def docs_per_second(self) -> float:
-        total = self.encode_seconds + self.index_seconds
-        return self.count / total if total > 0 else float("inf")
 
 
 def is_retriever(path: str | Path) -> bool:
@@ -140,8 +132,8 @@ def build_multivector_index(input_path: str | Path, out: str | Path, *, id_field
                   "bytes_per_token": stats["bytes_per_token"]}
         (tmp / RETRIEVER_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     index_seconds += time.perf_counter() - t0
-    report = MultiVectorBuildReport(out, len(index), stats["n_tokens"], encode_seconds,
-                                    index_seconds, stats["bytes_per_token"])
+    report = MultiVectorBuildReport(out, len(index), index.index_type, encode_seconds,
+                                    index_seconds, stats["n_tokens"], stats["bytes_per_token"])
     logger.info("Indexed %d records (%d token vectors, %.1f bytes each) in %.1f s at %s",
                 report.count, report.tokens, report.bytes_per_token,
                 encode_seconds + index_seconds, out)
