@@ -42,10 +42,10 @@ CONFIGS = {
                       "generators": [{"kind": "tfidf", "k": 64},
                                      {"kind": "dense", "k": 64, "dtype": "bfloat16"}]},
     "dense-int8": {"kind": "dense", "backbone": "me5-small", "quantize": "int8"},
-    "dense-aligned": {"kind": "dense", "backbone": str(ALIGNED_MODEL), "dtype": "bfloat16"},
     "ensemble-int8": {"kind": "ensemble", "combine": "max",
                       "generators": [{"kind": "tfidf", "k": 64},
                                      {"kind": "dense", "k": 64, "quantize": "int8"}]},
+    "dense-aligned": {"kind": "dense", "backbone": str(ALIGNED_MODEL), "dtype": "bfloat16"},
 }
 # An ensemble re-uses the name vectors saved by its dense configuration instead of encoding
 # 30k names again; the build time it reports adds the dense build's.
