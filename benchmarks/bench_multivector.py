@@ -27,22 +27,6 @@ from readme_table import write_block
 HERE = Path(__file__).resolve().parent
 
 
-class ExactMaxSim:
-    """MaxSim of query token matrices against every document of a flat token table."""
-
-    def __init__(self, docs: list[np.ndarray]) -> None:
-        self.tokens = np.ascontiguousarray(np.concatenate(docs), dtype=np.float32)
-        lengths = np.array([len(d) for d in docs])
-        self.starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-
-    def scores(self, queries: list[np.ndarray]) -> np.ndarray:
-        out = np.empty((len(queries), len(self.starts)), dtype=np.float32)
-        for i, q in enumerate(queries):
-            sims = q @ self.tokens.T
-            out[i] = np.maximum.reduceat(sims, self.starts, axis=1).sum(0)
-        return out
-
-
 def project(encoder, vectors: list[np.ndarray]) -> list[np.ndarray]:
     """Apply a 128-dim encoder's projection to raw normalised token vectors: the same as
     encoding with it (normalise(P h / |h|) = normalise(P h)), without a second forward pass."""
@@ -103,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from xapps.backbone import load_backbone
+    from xapps.index.multivector import ExactMaxSim
     from xapps.paths import data_root
     from xapps.retrieval import ColBERTConfig, ColBERTEncoder
 

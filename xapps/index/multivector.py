@@ -118,17 +118,33 @@ def exact_search(queries: Any, docs: Sequence[Any], ids: Sequence[str], k: int =
         return [[] for _ in qs]
     dim = _as_tokens(qs[0], None, "exact_search", "query 0").shape[1]
     normalize = metric == "cosine"
-    mats = [_as_tokens(d, dim, "exact_search", f"document {i!r} (row {row})",
-                       normalize=normalize) for row, (i, d) in enumerate(zip(ids, docs))]
-    lengths = np.array([len(m) for m in mats], dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    tokens = np.concatenate(mats)
+    scorer = ExactMaxSim([_as_tokens(d, dim, "exact_search", f"document {i!r} (row {row})",
+                                     normalize=normalize)
+                          for row, (i, d) in enumerate(zip(ids, docs))])
     out = []
     for row, q in enumerate(qs):
         q = _as_tokens(q, dim, "exact_search", f"query {row}", normalize=normalize)
-        scores = np.maximum.reduceat(q @ tokens.T, starts, axis=1).sum(axis=0)
+        scores = scorer.scores([q])[0]
         out.append([Hit(ids[i], float(scores[i])) for i in _top_k(scores, k)])
     return out
+
+
+class ExactMaxSim:
+    """All documents' raw token vectors as one table, scored against query matrices by MaxSim:
+    the full (queries, documents) score matrix that :func:`exact_search` ranks and that
+    benchmarks need for metrics beyond the top k. Documents are taken as given (validate and
+    normalise them first, as :func:`exact_search` does)."""
+
+    def __init__(self, docs: Sequence[np.ndarray]) -> None:
+        self.tokens = np.ascontiguousarray(np.concatenate(docs), dtype=np.float32)
+        lengths = np.array([len(d) for d in docs], dtype=np.int64)
+        self.starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+
+    def scores(self, queries: Sequence[np.ndarray]) -> np.ndarray:
+        out = np.empty((len(queries), len(self.starts)), dtype=np.float32)
+        for i, q in enumerate(queries):
+            out[i] = np.maximum.reduceat(q @ self.tokens.T, self.starts, axis=1).sum(axis=0)
+        return out
 
 
 # -- shared helpers ---------------------------------------------------------------------------
