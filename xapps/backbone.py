@@ -207,7 +207,7 @@ class Backbone:
         self.config = model.config
         self.is_seq2seq = bool(getattr(self.config, "is_encoder_decoder", False))
         self.pooling: str = self.info.get("pooling", "mean")
-        self.prefixes: dict[str, str] = self.info.get("prefixes") or _default_prefixes(name, path)
+        self.prefixes: dict[str, str] = prompt_prefixes(name, path, self.info)
         self.max_length = _max_length(self.config, tokenizer, self.info)
         self._sha256: str | None = None
 
@@ -240,9 +240,7 @@ class Backbone:
         model.to(device).eval()
         if quantize == "int8":
             _quantize_linear_int8(model)
-        info = {}
-        if path is not None and (path / "xapps_model.json").exists():
-            info = json.loads((path / "xapps_model.json").read_text(encoding="utf-8"))
+        info = read_model_info(path)
         logger.info("Loaded backbone %s on %s (%s)", name, device,
                     quantize or str(dtype).replace("torch.", ""))
         return cls(name, model, tokenizer, path=path, device=device, dtype=dtype, info=info,
@@ -310,6 +308,18 @@ class Backbone:
                 r.pooled = _l2_normalize(r.pooled[None])[0]
         return results
 
+    def prefix(self, prompt: Prompt | None) -> str:
+        """The text this model puts before a query or passage ("" for none)."""
+        return self.prefixes.get(prompt, "") if prompt else ""
+
+    def special_tokens(self) -> tuple[list[int], list[int]]:
+        """Ids an encoder puts before and after every window (<s> ... </s>, [CLS] ... [SEP])."""
+        tok = self.tokenizer
+        bos = tok.cls_token_id if tok.cls_token_id is not None else tok.bos_token_id
+        eos = tok.sep_token_id if tok.sep_token_id is not None else tok.eos_token_id
+        return ([bos] if bos is not None and not self.is_seq2seq else [],
+                [eos] if eos is not None else [])
+
     def run(self, input_ids, attention_mask, *, layer: int = -1):
         """Hidden states (float32) of padded id tensors on this backbone's device: the one
         forward pass every encoder shares (half precision under autocast on GPU)."""
@@ -334,7 +344,7 @@ class Backbone:
             raise ModelError(Errors.E030.format(value=pooling))
         if isinstance(texts, str):
             raise TypeError("texts must be a sequence of strings, not one string; wrap it: [text]")
-        prefix = self.prefixes.get(prompt, "") if prompt else ""
+        prefix = self.prefix(prompt)
         texts = list(texts)
         if not texts:
             return []
@@ -361,9 +371,8 @@ class Backbone:
                               disable=not show):
                 input_ids, mask = self._pad([windows[i][2] for i in batch])
                 states = self.run(input_ids, mask, layer=layer)
-                maskf = mask.unsqueeze(-1).to(states.dtype)
                 if pooling == "mean":
-                    pooled = (states * maskf).sum(1) / maskf.sum(1).clamp(min=1)
+                    pooled = mean_pool(states, mask)
                 else:
                     pooled = states[:, 0]
                 states_np = states.cpu().numpy() if keep_tokens else None
@@ -399,11 +408,7 @@ class Backbone:
                  max_length: int | None = None) -> list[tuple[int, int, list[int]]]:
         """(text index, start subword, ids with specials) per window. Long texts get
         overlapping windows (a quarter of the window) rather than silent truncation."""
-        tok = self.tokenizer
-        bos = tok.cls_token_id if tok.cls_token_id is not None else tok.bos_token_id
-        eos = tok.sep_token_id if tok.sep_token_id is not None else tok.eos_token_id
-        specials_front = [bos] if bos is not None and not self.is_seq2seq else []
-        specials_back = [eos] if eos is not None else []
+        specials_front, specials_back = self.special_tokens()
         size = min(max_length or self.max_length, self.max_length) - 2
         stride = max(1, size - size // 4)
         windows = []
@@ -439,6 +444,56 @@ class Backbone:
     def __repr__(self) -> str:
         quant = f", quantize={self.quantize!r}" if self.quantize else ""
         return f"Backbone({self.name!r}, device={self.device}, dtype={self.dtype}{quant})"
+
+
+def mean_pool(states, attention_mask):
+    """Mean of the hidden states over the attended positions (sentence-transformers' pooling)."""
+    mask = attention_mask.unsqueeze(-1).to(states.dtype)
+    return (states * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
+def read_model_info(path: Path | None) -> dict:
+    """A model folder's ``xapps_model.json`` (pooling, prompt prefixes, checksums), or {}."""
+    if path is None or not (Path(path) / "xapps_model.json").exists():
+        return {}
+    return json.loads((Path(path) / "xapps_model.json").read_text(encoding="utf-8"))
+
+
+def prompt_prefixes(name: str, path: Path | None, info: dict) -> dict[str, str]:
+    """Query/passage prefixes: those the model folder records, else the family's default."""
+    return info.get("prefixes") or _default_prefixes(name, path)
+
+
+def load_trainable(source: str, *, name: str, dropout: float | None = None):
+    """A float32 copy of an encoder for training (never the shared cached one): its
+    transformers config (``dropout`` applied), fast tokenizer and model, loaded without moving
+    the caller's RNG. Refuses seq2seq models and tokenizers without character offsets."""
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    from .models import store
+
+    try:
+        hf_config = AutoConfig.from_pretrained(source)
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except OSError as exc:
+        raise ModelError(Errors.E020.format(name=name, reason=str(exc).splitlines()[0],
+                                            installed=store.installed_names())) from exc
+    if getattr(hf_config, "is_encoder_decoder", False):
+        raise ModelError(Errors.E076.format(name=name, model_type=hf_config.model_type))
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelError(Errors.E074.format(
+            what="backbone tokenizer", value=type(tokenizer).__name__,
+            expected="a fast tokenizer (tokenizer.json next to the weights)"))
+    if dropout is not None:
+        for attr in ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout",
+                     "attention_dropout", "dropout_rate"):
+            if isinstance(getattr(hf_config, attr, None), float):
+                setattr(hf_config, attr, float(dropout))
+    extra = {"add_pooling_layer": False} if hf_config.model_type in _POOLER_MODELS else {}
+    with torch.random.fork_rng(devices=[]):
+        model = AutoModel.from_pretrained(source, config=hf_config, dtype=torch.float32, **extra)
+    return hf_config, tokenizer, model
 
 
 def _quantize_linear_int8(model) -> None:

@@ -206,37 +206,15 @@ class CrossEncoderReranker:
     def _setup(self, config: RerankerConfig, source: str, *, device: str | None,
                fresh: bool) -> None:
         import torch
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-        from ..backbone import _POOLER_MODELS, _max_length, resolve_device
-        from ..models import store
+        from ..backbone import _max_length, load_trainable, resolve_device
 
         self.config = config
         self.device = resolve_device(device)
-        try:
-            hf_config = AutoConfig.from_pretrained(source)
-            tokenizer = AutoTokenizer.from_pretrained(source)
-        except OSError as exc:
-            raise ModelError(Errors.E020.format(name=config.backbone,
-                                                reason=str(exc).splitlines()[0],
-                                                installed=store.installed_names())) from exc
-        if getattr(hf_config, "is_encoder_decoder", False):
-            raise ModelError(Errors.E076.format(name=config.backbone,
-                                                model_type=hf_config.model_type))
-        if not getattr(tokenizer, "is_fast", False):
-            raise ModelError(Errors.E074.format(
-                what="backbone tokenizer", value=type(tokenizer).__name__,
-                expected="a fast tokenizer (tokenizer.json next to the weights)"))
-        if config.dropout is not None:
-            for attr in ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout",
-                         "attention_dropout", "dropout_rate"):
-                if isinstance(getattr(hf_config, attr, None), float):
-                    setattr(hf_config, attr, float(config.dropout))
-        extra = {"add_pooling_layer": False} if hf_config.model_type in _POOLER_MODELS else {}
-        # fork_rng: building must not move the caller's RNG (tests and training seed it).
+        hf_config, tokenizer, model = load_trainable(source, name=config.backbone,
+                                                     dropout=config.dropout)
+        # fork_rng: resizing for the markers must not move the caller's RNG either.
         with torch.random.fork_rng(devices=[]):
-            model = AutoModel.from_pretrained(source, config=hf_config, dtype=torch.float32,
-                                              **extra)
             # What the markers look like as plain text, before they become single tokens:
             # a fresh marker embedding starts as the mean of those subwords (deterministic,
             # and not a random vector the small training set must first make sense of).

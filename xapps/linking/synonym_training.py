@@ -119,40 +119,28 @@ class _Encoder:
     """The trainable copy of a backbone: float32 weights, mean pooling, its prompt prefix."""
 
     def __init__(self, config: AlignmentConfig, source: str, device) -> None:
-        import torch
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
+        from ..backbone import load_trainable, prompt_prefixes, read_model_info
 
-        from ..backbone import _POOLER_MODELS, _default_prefixes
-
-        hf_config = AutoConfig.from_pretrained(source)
-        if getattr(hf_config, "is_encoder_decoder", False):
-            raise InputError(Errors.E076.format(name=config.backbone,
-                                                model_type=hf_config.model_type))
-        self.tokenizer = AutoTokenizer.from_pretrained(source)
-        extra = {"add_pooling_layer": False} if hf_config.model_type in _POOLER_MODELS else {}
-        with torch.random.fork_rng(devices=[]):
-            model = AutoModel.from_pretrained(source, config=hf_config, dtype=torch.float32,
-                                              **extra)
+        _, self.tokenizer, model = load_trainable(source, name=config.backbone)
         if config.freeze_embeddings:
             model.get_input_embeddings().weight.requires_grad_(False)
         self.model = model.to(device)
         self.device = device
-        info_path = Path(source) / "xapps_model.json"
-        self.info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.exists() else {}
-        prefixes = self.info.get("prefixes") or _default_prefixes(config.backbone, Path(source))
+        self.info = read_model_info(Path(source))
+        prefixes = prompt_prefixes(config.backbone, Path(source), self.info)
         self.prefix = prefixes.get(config.prompt, "") if config.prompt else ""
         self.max_length = config.max_length
 
     def __call__(self, texts: list[str]):
         import torch
 
+        from ..backbone import mean_pool
+
         enc = self.tokenizer([self.prefix + t for t in texts], padding=True, truncation=True,
                              max_length=self.max_length, return_tensors="pt").to(self.device)
         states = self.model(input_ids=enc["input_ids"],
                             attention_mask=enc["attention_mask"]).last_hidden_state
-        mask = enc["attention_mask"].unsqueeze(-1).to(states.dtype)
-        pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1)
-        return torch.nn.functional.normalize(pooled, dim=-1)
+        return torch.nn.functional.normalize(mean_pool(states, enc["attention_mask"]), dim=-1)
 
 
 def train_alignment(kb, out: str | Path, config: AlignmentConfig | None = None, *,

@@ -131,12 +131,9 @@ class ColBERTEncoder:
         if not texts:
             return []
         tok = self.backbone.tokenizer
-        prefix = self._prefix(self.config.query_prompt)
+        prefix = self.backbone.prefix(self.config.query_prompt)
         length = min(self.config.query_length, self.backbone.max_length)
-        bos = tok.cls_token_id if tok.cls_token_id is not None else tok.bos_token_id
-        eos = tok.sep_token_id if tok.sep_token_id is not None else tok.eos_token_id
-        front = [bos] if bos is not None else []
-        back = [eos] if eos is not None else []
+        front, back = self.backbone.special_tokens()
         body = length - len(front) - len(back)
         ids = tok([prefix + t for t in texts], add_special_tokens=False)["input_ids"]
         rows = []
@@ -183,9 +180,6 @@ class ColBERTEncoder:
         if self.projection is not None:
             states = self.projection(states.to(self.projection.weight.device))
         return torch.nn.functional.normalize(states.float(), dim=-1)
-
-    def _prefix(self, prompt: str | None) -> str:
-        return self.backbone.prefixes.get(prompt, "") if prompt else ""
 
     # ------------------------------------------------------------------ saving
     def save(self, folder: str | Path) -> Path:
