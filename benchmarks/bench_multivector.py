@@ -33,7 +33,7 @@ def project(encoder, vectors: list[np.ndarray]) -> list[np.ndarray]:
     import torch
 
     with torch.inference_mode():
-        return [encoder._project(torch.from_numpy(v)).numpy() for v in vectors]
+        return [encoder.project(torch.from_numpy(v)).numpy() for v in vectors]
 
 
 def cross_recall_mrr(corpus, q_idx: np.ndarray, ranked: list[list[int]]) -> dict:

@@ -114,6 +114,15 @@ def load_backbone(name: str, *, revision: str | None = None, device: str | None 
         return backbone
 
 
+def load_private_backbone(name: str, *, revision: str | None = None, device: str | None = None,
+                          dtype: str | None = None) -> "Backbone":
+    """A backbone of the caller's own, outside the cache, for one that changes the model in
+    place (per-language LoRA adapters, :mod:`xapps.adapters`): the cached copy is shared by
+    every component of the process. Float weights only, as LoRA wraps float linear layers."""
+    dev = resolve_device(device)
+    return Backbone._load(name, revision=revision, device=dev, dtype=resolve_dtype(dtype, dev))
+
+
 def clear_cache() -> None:
     """Forget every loaded backbone (tests, or freeing memory between jobs)."""
     with _CACHE_LOCK:

@@ -87,6 +87,14 @@ class Errors:
     E086 = ("[E086] The interrupted alignment run in '{path}' was started with other settings "
             "({changed}). Re-run with the same settings to resume, or pass resume=False "
             "(--no-resume) to start over.")
+    E120 = ("[E120] Training data {where}: {reason}. Expected one JSON object per line: "
+            '{{"query": str, "positive": str, "negatives": [str, ...]}}, optionally with '
+            '"lang" (or "query_lang", "positive_lang", "negatives_lang") for adapter routing.')
+    E121 = ("[E121] {n} training examples is fewer than batch_size={batch_size}: every batch "
+            "needs that many distinct examples. Give more examples or lower --batch-size.")
+    E122 = ("[E122] The interrupted retriever training in '{path}' was started with other "
+            "settings ({changed}). Re-run with the same settings to resume, or pass "
+            "resume=False (--no-resume) to start over.")
     E081 = ("[E081] The candidate index at '{path}' was built for a KB with sha256 {saved}, "
             "but the KB given has sha256 {given}. Rebuild the index for this KB (fit) or load "
             "the KB it was built with.")
@@ -160,3 +168,18 @@ class Errors:
             "XLM-R / BERT folder.")
     E077 = ("[E077] listwise_loss: {problem}. Expected logits (B, C+1) with a NIL column or "
             "(B, C) without, gold_index (B,), generator_scores and mask (B, C).")
+    E090 = ("[E090] '{path}' is not a saved xapps language adapter: {reason}. Save one with "
+            "LanguageAdapters.save(lang, folder) (ColBERTEncoder.save writes each under "
+            "adapters/<lang>/ of the encoder folder) and load that folder.")
+    E091 = ("[E091] The adapter in '{path}' does not fit this model: it was trained on "
+            "{saved}, this model is {current}. An adapter only works on the backbone weights "
+            "it was trained on: load it on that backbone, or train a new adapter for this one.")
+    E092 = ("[E092] {method}: {n} language codes were given for {m} texts. Pass one code per "
+            "text in the same order, one code string for all of them, or None to detect each "
+            "text's language.")
+    E093 = ("[E093] ColBERTConfig.adapters names {languages}, but no folder holding their "
+            "weights was given. Load a saved encoder with ColBERTEncoder.load(folder), or start "
+            "from adapters=[] and call add_adapter(lang) or load_adapter(lang, folder).")
+    E094 = ("[E094] No attention projection layers to put LoRA adapters on were found in "
+            "{model} (its linear layers include: {examples}). Pass "
+            "LoraSettings(target_modules=[...]) with the suffixes of the layers to adapt.")

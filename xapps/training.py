@@ -27,3 +27,36 @@ def linear_warmup(total: int, warmup: int) -> Callable[[int], float]:
             return (step + 1) / (warmup + 1)
         return max(0.0, (total - step) / max(1, total - warmup))
     return factor
+
+
+def optimizer_checkpoint(optimizer, scheduler) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An optimizer's moments as tensors (for safetensors) and its step counters, learning
+    rates and scheduler state as JSON-able values: what a resumed run needs, no pickle."""
+    tensors, scalars = {}, {}
+    for i, state in optimizer.state_dict()["state"].items():
+        for key, value in state.items():
+            if hasattr(value, "shape") and value.dim() > 0:
+                tensors[f"{i}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{i}.{key}"] = float(value)
+    return tensors, {"optimizer_scalars": scalars, "scheduler": scheduler.state_dict()}
+
+
+def restore_optimizer(optimizer, scheduler, tensors: dict[str, Any],
+                      state: dict[str, Any]) -> None:
+    """Undo :func:`optimizer_checkpoint` on a freshly built optimizer and scheduler."""
+    import torch
+
+    optim_state = optimizer.state_dict()
+    for key, value in tensors.items():
+        i, name = key.split(".", 1)
+        optim_state["state"].setdefault(int(i), {})[name] = value
+    for key, value in state["optimizer_scalars"].items():
+        i, name = key.split(".", 1)
+        optim_state["state"].setdefault(int(i), {})[name] = torch.tensor(value)
+    optimizer.load_state_dict(optim_state)
+    scheduler.load_state_dict(state["scheduler"])
+    # The scheduler's state does not reach the optimizer: the next update would run at the
+    # learning rate of step 0.
+    for group, lr in zip(optimizer.param_groups, scheduler.get_last_lr()):
+        group["lr"] = lr

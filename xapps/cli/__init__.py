@@ -14,6 +14,7 @@ from .index import index
 from .kb import kb
 from .link import link
 from .models import models
+from .retrieval import retrieval
 
 
 class _Group(click.Group):
@@ -43,3 +44,4 @@ main.add_command(index)
 main.add_command(demo)
 main.add_command(kb)
 main.add_command(link)
+main.add_command(retrieval)

@@ -271,25 +271,20 @@ def _save_checkpoint(partial: Path, config, encoder, optimizer, scheduler, recor
     from safetensors.torch import save_file
 
     from ..index.manifest import atomic_directory
+    from ..training import optimizer_checkpoint
 
     with atomic_directory(partial) as tmp:
         encoder.model.save_pretrained(tmp, safe_serialization=True)
-        tensors, scalars = {}, {}
-        for i, state in optimizer.state_dict()["state"].items():
-            for key, value in state.items():
-                if hasattr(value, "shape") and value.dim() > 0:
-                    tensors[f"{i}.{key}"] = value.detach().cpu().contiguous()
-                else:
-                    scalars[f"{i}.{key}"] = float(value)
+        tensors, optimizer_state = optimizer_checkpoint(optimizer, scheduler)
         save_file(tensors, str(tmp / OPTIMIZER_FILE))
-        state = {"config": dataclasses.asdict(config), "record": record,
-                 "optimizer_scalars": scalars, "scheduler": scheduler.state_dict()}
+        state = {"config": dataclasses.asdict(config), "record": record, **optimizer_state}
         (tmp / STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
 
 
 def _load_checkpoint(partial: Path, config, encoder, optimizer, scheduler) -> dict:
-    import torch
     from safetensors.torch import load_file
+
+    from ..training import restore_optimizer
 
     state = json.loads((partial / STATE_FILE).read_text(encoding="utf-8"))
     if state["config"] != dataclasses.asdict(config):
@@ -300,16 +295,7 @@ def _load_checkpoint(partial: Path, config, encoder, optimizer, scheduler) -> di
     _, unexpected = encoder.model.load_state_dict(weights, strict=False)
     if unexpected:
         raise InputError(Errors.E086.format(path=partial, changed="model weights"))
-    tensors = load_file(str(partial / OPTIMIZER_FILE))
-    optim_state = optimizer.state_dict()
-    for key, value in tensors.items():
-        i, name = key.split(".", 1)
-        optim_state["state"].setdefault(int(i), {})[name] = value
-    for key, value in state["optimizer_scalars"].items():
-        i, name = key.split(".", 1)
-        optim_state["state"].setdefault(int(i), {})[name] = torch.tensor(value)
-    optimizer.load_state_dict(optim_state)
-    scheduler.load_state_dict(state["scheduler"])
+    restore_optimizer(optimizer, scheduler, load_file(str(partial / OPTIMIZER_FILE)), state)
     return state["record"]
 
 

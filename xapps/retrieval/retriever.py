@@ -60,12 +60,16 @@ class Retriever:
                            mmap=mmap)
         return cls(encoder, index)
 
-    def search(self, queries: Sequence[str], k: int = 10, **options) -> list[list[Hit]]:
-        """Best ``k`` documents per query text; ``options`` go to the index's search
-        (``nprobe``, ``n_candidates``)."""
+    def search(self, queries: Sequence[str], k: int = 10,
+               languages: str | Sequence[str | None] | None = None,
+               **options) -> list[list[Hit]]:
+        """Best ``k`` documents per query text; ``languages`` (one code per query, one for
+        all, or None to detect) pick each query's adapter when the encoder has language
+        adapters; ``options`` go to the index's search (``nprobe``, ``n_candidates``)."""
         if not len(queries):
             return []
-        return self.index.search(self.encoder.encode_queries(queries), k, **options)
+        vectors = self.encoder.encode_queries(queries, languages=languages)
+        return self.index.search(vectors, k, **options)
 
     def text(self, doc_id: str) -> str:
         return (self.index.get_metadata(doc_id) or {}).get("text") or ""
@@ -76,7 +80,8 @@ def build_multivector_index(input_path: str | Path, out: str | Path, *, id_field
                             backbone: str = "me5-small", dim: int | None = 128, nbits: int = 2,
                             chunk_size: int = 2048, batch_size: int = 32,
                             store_text: bool = True, device: str | None = None,
-                            progress: bool = True) -> MultiVectorBuildReport:
+                            progress: bool = True,
+                            lang_field: str | None = None) -> MultiVectorBuildReport:
     """Encode every record of ``input_path`` as ColBERT document tokens and save a retriever.
 
     ``encoder`` is a saved encoder folder (or an encoder); otherwise an untrained one on
@@ -84,6 +89,10 @@ def build_multivector_index(input_path: str | Path, out: str | Path, *, id_field
     ``chunk_size`` at a time, so float token vectors of one chunk are all that is ever held;
     the codec is trained on the first chunk. The input is validated completely first and the
     folder is written atomically, so a bad record or an interruption leaves nothing behind.
+
+    ``lang_field`` names the record field holding each document's language code, which picks
+    its adapter when the encoder has language adapters; records without it (or an encoder
+    given no field) have their language detected.
     """
     from tqdm.auto import tqdm
 
@@ -97,6 +106,13 @@ def build_multivector_index(input_path: str | Path, out: str | Path, *, id_field
     records = list(read_records(input_path, id_field=id_field, text_field=text_field))
     if not records:
         raise InputError(Errors.E004.format(path=input_path, reason="it holds no records"))
+    if lang_field is not None and not any(lang_field in r.meta for r in records):
+        raise InputError(Errors.E058.format(
+            what="lang_field", value=lang_field,
+            expected=f"a field of the records (the first has: "
+                     f"{', '.join(sorted(records[0].meta)) or 'none besides id and text'})",
+            fix="Pass the field that holds each record's language code, or lang_field=None "
+                "to detect each document's language."))
     if isinstance(encoder, (str, Path)):
         encoder = ColBERTEncoder.load(encoder, device=device)
     elif encoder is None:
@@ -110,8 +126,9 @@ def build_multivector_index(input_path: str | Path, out: str | Path, *, id_field
         for start in range(0, len(records), chunk_size):
             chunk = records[start:start + chunk_size]
             t0 = time.perf_counter()
-            docs = encoder.encode_documents([r.text for r in chunk], batch_size=batch_size,
-                                            progress=False)
+            languages = [r.meta.get(lang_field) for r in chunk] if lang_field else None
+            docs = encoder.encode_documents([r.text for r in chunk], languages=languages,
+                                            batch_size=batch_size, progress=False)
             t1 = time.perf_counter()
             metadata = [dict(r.meta, text=r.text) if store_text else dict(r.meta) or None
                         for r in chunk]

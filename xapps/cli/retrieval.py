@@ -1,0 +1,96 @@
+"""`xapps retrieval train`."""
+from __future__ import annotations
+
+import json
+
+import click
+
+
+def _codes(value: str | None) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+@click.group()
+def retrieval() -> None:
+    """Train multi-vector (ColBERT-style) retrievers."""
+
+
+@retrieval.command("train")
+@click.option("--data", "data_path", type=click.Path(exists=True), default=None,
+              help='JSONL of {"query", "positive", "negatives": [...]} rows (optional "lang").')
+@click.option("--unlabeled", type=click.Path(exists=True), default=None,
+              help="Unlabeled corpus (.jsonl/.tsv/.txt folder) to make pseudo-pairs from "
+                   "(use with --teacher).")
+@click.option("--pseudo", type=click.Choice(["ict", "title"]), default="ict", show_default=True,
+              help="Pseudo-pairs from --unlabeled: inverse cloze or title -> text.")
+@click.option("--title-field", default="title", show_default=True)
+@click.option("--text-field", default="text", show_default=True)
+@click.option("--id-field", default="id", show_default=True)
+@click.option("--out", required=True, type=click.Path(),
+              help="Folder for the trained encoder (pass it to `xapps index build --encoder`).")
+@click.option("--encoder", "encoder_path", type=click.Path(exists=True), default=None,
+              help="A saved encoder to continue from; default: a new one on --backbone.")
+@click.option("--backbone", default="me5-small", show_default=True)
+@click.option("--dim", default=128, show_default=True, help="Projection size of a new encoder.")
+@click.option("--train", "train", type=click.Choice(["projection", "adapters",
+                                                      "projection+adapters"]),
+              default="projection", show_default=True)
+@click.option("--adapter-langs", default=None,
+              help="Comma-separated languages that get a LoRA adapter (with --train adapters).")
+@click.option("--teacher", default=None,
+              help="Single-vector model to distil scores from, e.g. me5-small.")
+@click.option("--distill-weight", default=1.0, show_default=True)
+@click.option("--steps", default=500, show_default=True)
+@click.option("--batch-size", default=32, show_default=True)
+@click.option("--negatives", "n_negatives", default=1, show_default=True,
+              help="Hard negatives per example.")
+@click.option("--lr", default=1e-3, show_default=True, help="Projection learning rate.")
+@click.option("--adapter-lr", default=3e-4, show_default=True)
+@click.option("--temperature", default=1.0, show_default=True)
+@click.option("--checkpoint-every", default=100, show_default=True)
+@click.option("--average-last", default=1, show_default=True,
+              help="Average the trainable weights of the last N checkpoints.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--no-resume", is_flag=True, help="Start over instead of resuming OUT.partial.")
+@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: GPU if present).")
+@click.option("--threads", type=int, default=None)
+def train(data_path, unlabeled, pseudo, title_field, text_field, id_field, out, encoder_path,
+          backbone, dim, train, adapter_langs, teacher, distill_weight, steps, batch_size,
+          n_negatives, lr, adapter_lr, temperature, checkpoint_every, average_last, seed,
+          no_resume, device, threads) -> None:
+    """Train a ColBERT encoder's projection and/or per-language adapters (contrastive with
+    in-batch and hard negatives, optional distillation from a single-vector teacher)."""
+    from ..corpus import read_records
+    from ..retrieval.colbert import ColBERTConfig, ColBERTEncoder
+    from ..retrieval.training import (
+        RetrievalTrainingConfig,
+        pseudo_pairs,
+        read_examples,
+        train_retriever,
+    )
+
+    if not data_path and not unlabeled:
+        raise click.UsageError("Give --data (labelled JSONL) and/or --unlabeled (pseudo-pairs).")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    config = RetrievalTrainingConfig(
+        steps=steps, batch_size=batch_size, n_negatives=n_negatives, lr=lr,
+        adapter_lr=adapter_lr, temperature=temperature, train=train,
+        adapter_languages=_codes(adapter_langs), teacher=teacher, distill_weight=distill_weight,
+        checkpoint_every=checkpoint_every, average_last=average_last, seed=seed)
+    examples = read_examples(data_path) if data_path else []
+    if unlabeled:
+        records = read_records(unlabeled, id_field=id_field, text_field=text_field)
+        examples += pseudo_pairs(list(records), pseudo, title_field=title_field, seed=seed)
+    if encoder_path:
+        encoder = ColBERTEncoder.load(encoder_path, device=device, dtype="float32")
+    else:
+        encoder = ColBERTEncoder(ColBERTConfig(backbone=backbone, dim=dim, seed=seed),
+                                 device=device, dtype="float32")
+    record = train_retriever(examples, out, config, encoder=encoder, device=device,
+                             resume=not no_resume)
+    summary = {k: record[k] for k in ("step", "seconds", "examples", "averaged")}
+    summary["first_loss"], summary["final_loss"] = record["loss"][0], record["loss"][-1]
+    click.echo(json.dumps({"out": out, **summary}, indent=2))
