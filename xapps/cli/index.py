@@ -36,8 +36,11 @@ def index() -> None:
               help="multivector: token projection size (0: the backbone's hidden size).")
 @click.option("--nbits", type=click.Choice(["1", "2", "4"]), default="2", show_default=True,
               help="multivector: bits per dimension of the compressed residuals.")
+@click.option("--lang-field", default=None,
+              help="multivector: the records' language field, which routes each document to "
+                   "its language adapter / mean (default: detected when the encoder has any).")
 def build(input_path, out, id_field, text_field, backbone, index_type, batch_size, no_text,
-          device, threads, kind, encoder, dim, nbits) -> None:
+          device, threads, kind, encoder, dim, nbits, lang_field) -> None:
     """Encode a corpus and save a dense or multi-vector index."""
     _set_threads(threads)
     if kind == "multivector":
@@ -47,7 +50,7 @@ def build(input_path, out, id_field, text_field, backbone, index_type, batch_siz
                                          text_field=text_field, encoder=encoder,
                                          backbone=backbone, dim=dim or None, nbits=int(nbits),
                                          batch_size=batch_size, store_text=not no_text,
-                                         device=device)
+                                         device=device, lang_field=lang_field)
         total = report.encode_seconds + report.index_seconds
         click.echo(f"Indexed {report.count} documents ({report.tokens} token vectors, "
                    f"{report.bytes_per_token:.0f} bytes each) into {report.path} (multivector) "
@@ -70,14 +73,21 @@ def build(input_path, out, id_field, text_field, backbone, index_type, batch_siz
 @click.option("--backbone", default=None, help="Override the backbone named in the manifest.")
 @click.option("--mmap", is_flag=True, help="Memory-map the index files instead of reading them.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
-def search(path, queries, k, as_json, backbone, mmap, threads) -> None:
+@click.option("--lang", default=None,
+              help="multivector: the queries' language (routes adapters / centering; default: "
+                   "detected per query when the encoder has any).")
+def search(path, queries, k, as_json, backbone, mmap, threads, lang) -> None:
     """Search an index with one or more queries."""
     _set_threads(threads)
     from ..retrieval.retriever import Retriever, is_retriever
 
-    searcher = (Retriever.load(path, mmap=mmap) if is_retriever(path)
-                else index_build.Searcher(path, backbone=backbone, mmap=mmap))
-    for query, hits in zip(queries, searcher.search(list(queries), k)):
+    if is_retriever(path):
+        searcher = Retriever.load(path, mmap=mmap)
+        results = searcher.search(list(queries), k, languages=lang)
+    else:
+        searcher = index_build.Searcher(path, backbone=backbone, mmap=mmap)
+        results = searcher.search(list(queries), k)
+    for query, hits in zip(queries, results):
         rows = [{"rank": r, "id": h.id, "score": round(h.score, 4), "text": searcher.text(h.id)}
                 for r, h in enumerate(hits, start=1)]
         if as_json:

@@ -178,7 +178,7 @@ class ColBERTEncoder:
                              "token state was given for them; load the encoder with "
                              "ColBERTEncoder.load(folder) or re-fit with fit_language_means().")
         for lang in config.centered:
-            self._set_mean(lang, language_means[lang])
+            self.set_language_mean(lang, language_means[lang])
 
     # ------------------------------------------------------------------ identity
     @property
@@ -278,9 +278,10 @@ class ColBERTEncoder:
                     texts, prompt=self.config.doc_prompt, batch_size=batch_size,
                     progress=progress, max_length=self.config.doc_max_length)
             tokens = np.concatenate([self._kept(emb) for emb in embedded])
-            self._set_mean(code, torch.from_numpy(tokens.mean(0)))
+            self.set_language_mean(code, torch.from_numpy(tokens.mean(0)))
 
-    def _set_mean(self, lang: str, mean: Any) -> None:
+    def set_language_mean(self, lang: str, mean: Any) -> None:
+        """Use ``mean`` (a hidden-size vector) as ``lang``'s mean token state."""
         import torch
 
         mean = torch.as_tensor(mean, dtype=torch.float32).reshape(-1)

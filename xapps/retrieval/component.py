@@ -70,7 +70,11 @@ class XmRetriever:
         self._require_ready()
         options = {key: self.cfg[key] for key in ("nprobe", "n_candidates")
                    if self.cfg[key] is not None}
-        hits = self.retriever.search([doc.text for doc in docs], self.cfg["k"], **options)
+        # A pipeline's language is its queries' language (routes adapters and centering); a
+        # multi-language "xx" pipeline leaves each query's language to detection.
+        languages = [None if doc.lang_ in ("xx", "") else doc.lang_ for doc in docs]
+        hits = self.retriever.search([doc.text for doc in docs], self.cfg["k"],
+                                     languages=languages, **options)
         for doc, row in zip(docs, hits):
             doc._.hits = [(hit.id, hit.score) for hit in row]
 
