@@ -60,3 +60,44 @@ def restore_optimizer(optimizer, scheduler, tensors: dict[str, Any],
     # learning rate of step 0.
     for group, lr in zip(optimizer.param_groups, scheduler.get_last_lr()):
         group["lr"] = lr
+
+
+def take_step(loss, optimizer, scheduler, params, record: dict[str, Any], started: float,
+              bar=None, callback: Callable[[dict], None] | None = None) -> None:
+    """One update: backward, gradients clipped to norm 1, optimizer and schedule stepped; then
+    the step is booked in ``record`` (step, loss, seconds), the progress bar and the
+    callback."""
+    import time
+
+    import torch
+
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+    scheduler.step()
+    record["step"] += 1
+    record["loss"].append(round(float(loss.detach()), 5))
+    record["seconds"] = time.perf_counter() - started
+    if bar is not None:
+        bar.update(1)
+        bar.set_postfix(loss=f"{record['loss'][-1]:.3f}")
+    if callback is not None:
+        callback({"step": record["step"], "loss": record["loss"][-1],
+                  "lr": scheduler.get_last_lr()[0], "seconds": record["seconds"]})
+
+
+def read_resume_state(path, config, error: str) -> dict[str, Any]:
+    """The JSON state of an interrupted run at ``path``; ``error`` (an Errors template with
+    ``path`` and ``changed``) is raised when the run was started with another config."""
+    import dataclasses
+    import json
+
+    from .errors import InputError
+
+    state = json.loads(path.read_text(encoding="utf-8"))
+    current = dataclasses.asdict(config)
+    if state["config"] != current:
+        changed = sorted(k for k, v in current.items() if state["config"].get(k) != v)
+        raise InputError(error.format(path=path.parent, changed=", ".join(changed)))
+    return state

@@ -155,7 +155,7 @@ def train_alignment(kb, out: str | Path, config: AlignmentConfig | None = None, 
     from tqdm.auto import tqdm
 
     from ..backbone import _resolve_source, resolve_device
-    from ..training import adamw, linear_warmup
+    from ..training import adamw, linear_warmup, take_step
 
     config = config or AlignmentConfig()
     out = Path(out)
@@ -193,19 +193,7 @@ def train_alignment(kb, out: str | Path, config: AlignmentConfig | None = None, 
             left, right = next(batches)
             same = _same_text_mask(left, right).to(dev)
             loss = info_nce(encoder(left), encoder(right), config.temperature, same)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            scheduler.step()
-            record["step"] += 1
-            record["loss"].append(round(float(loss.detach()), 5))
-            record["seconds"] = time.perf_counter() - started
-            bar.update(1)
-            bar.set_postfix(loss=f"{record['loss'][-1]:.3f}")
-            if callback is not None:
-                callback({"step": record["step"], "loss": record["loss"][-1],
-                          "lr": scheduler.get_last_lr()[0], "seconds": record["seconds"]})
+            take_step(loss, optimizer, scheduler, params, record, started, bar, callback)
             if (record["step"] % config.checkpoint_every == 0
                     and record["step"] < config.steps):
                 _save_checkpoint(partial, config, encoder, optimizer, scheduler, record)
@@ -284,13 +272,9 @@ def _save_checkpoint(partial: Path, config, encoder, optimizer, scheduler, recor
 def _load_checkpoint(partial: Path, config, encoder, optimizer, scheduler) -> dict:
     from safetensors.torch import load_file
 
-    from ..training import restore_optimizer
+    from ..training import read_resume_state, restore_optimizer
 
-    state = json.loads((partial / STATE_FILE).read_text(encoding="utf-8"))
-    if state["config"] != dataclasses.asdict(config):
-        changed = sorted(k for k, v in dataclasses.asdict(config).items()
-                         if state["config"].get(k) != v)
-        raise InputError(Errors.E086.format(path=partial, changed=", ".join(changed)))
+    state = read_resume_state(partial / STATE_FILE, config, Errors.E086)
     weights = load_file(str(partial / "model.safetensors"))
     _, unexpected = encoder.model.load_state_dict(weights, strict=False)
     if unexpected:

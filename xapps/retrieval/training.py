@@ -269,7 +269,7 @@ def train_retriever(examples: Sequence[Example], out: str | Path,
     from tqdm.auto import tqdm
 
     from ..backbone import load_backbone
-    from ..training import linear_warmup
+    from ..training import linear_warmup, take_step
     from .colbert import ColBERTConfig, ColBERTEncoder
 
     config = config or RetrievalTrainingConfig()
@@ -322,19 +322,7 @@ def train_retriever(examples: Sequence[Example], out: str | Path,
                 target = _teacher_scores(teacher, queries, docs).to(scores.device)
                 loss = loss + config.distill_weight * distillation_loss(
                     scores, target, config.temperature, config.teacher_temperature)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            scheduler.step()
-            record["step"] += 1
-            record["loss"].append(round(float(loss.detach()), 5))
-            record["seconds"] = time.perf_counter() - started
-            bar.update(1)
-            bar.set_postfix(loss=f"{record['loss'][-1]:.3f}")
-            if callback is not None:
-                callback({"step": record["step"], "loss": record["loss"][-1],
-                          "lr": scheduler.get_last_lr()[0], "seconds": record["seconds"]})
+            take_step(loss, optimizer, scheduler, params, record, started, bar, callback)
             if record["step"] % config.checkpoint_every == 0 or record["step"] == config.steps:
                 _save_checkpoint(partial, config, encoder, optimizer, scheduler, record)
     finally:
@@ -433,13 +421,9 @@ def _load_checkpoint(partial: Path, config, encoder, optimizer, scheduler) -> di
     import torch
     from safetensors.torch import load_file
 
-    from ..training import restore_optimizer
+    from ..training import read_resume_state, restore_optimizer
 
-    state = json.loads((partial / STATE_FILE).read_text(encoding="utf-8"))
-    if state["config"] != dataclasses.asdict(config):
-        changed = sorted(k for k, v in dataclasses.asdict(config).items()
-                         if state["config"].get(k) != v)
-        raise InputError(Errors.E122.format(path=partial, changed=", ".join(changed)))
+    state = read_resume_state(partial / STATE_FILE, config, Errors.E122)
     record = state["record"]
     weights = load_file(str(partial / record["checkpoints"][-1]))
     with torch.no_grad():
