@@ -123,10 +123,11 @@ def test_recall_at_10_against_exact_search(built, corpus, nbits: int) -> None:
     index = built[nbits]
     exact = exact_search(queries, docs, ids, k=10)
     assert _recall(index.search(queries, k=10), exact) >= 0.9
-    # a re-ranking budget below the collection size runs all three stages
-    small = index.search(queries, k=10, n_candidates=64)
-    assert _recall(small, exact) >= 0.9
-    assert [len(hits) for hits in small] == [10] * len(queries)
+    # re-ranking budgets below the collection size run all four stages
+    for budget in (16, 64):
+        small = index.search(queries, k=10, n_candidates=budget)
+        assert _recall(small, exact) >= 0.9
+        assert [len(hits) for hits in small] == [10] * len(queries)
     # an explicit nprobe is honoured (all centroids probed: only the codec limits recall)
     full = index.search(queries, k=10, nprobe=index.n_centroids)
     assert _recall(full, exact) >= 0.9
@@ -163,11 +164,28 @@ def test_three_dim_queries_and_decompress(built, corpus) -> None:
     index = built[2]
     stacked = np.stack(queries[:5])
     assert index.search(stacked, k=4) == index.search(queries[:5], k=4)
+    # queries are scored against the centroids in one batch: the same as one at a time
+    assert index.search(queries[:5], k=4) == [index.search([q], k=4)[0] for q in queries[:5]]
     approx = index.decompress(ids[3])
     assert approx.shape == docs[3].shape and approx.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(approx, axis=1), 1.0, rtol=1e-5)
     with pytest.raises(KeyError, match="nope"):
         index.decompress("nope")
+
+
+def test_default_nprobe_shrinks_when_inverted_lists_are_long(built, corpus,
+                                                            monkeypatch) -> None:
+    ids, docs, queries = corpus
+    index = built[2]
+    offsets, _ = index._inverted_lists()
+    qc = queries[0] @ index.centroids.T
+    assert multivector._default_nprobe(multivector._CentroidRanking(qc), offsets) == 8
+    monkeypatch.setattr(multivector, "SPARSE_POSTINGS", 1)  # not even one probe fits
+    assert multivector._default_nprobe(multivector._CentroidRanking(qc), offsets) == 1
+    # one probe per query token still widens to fill the pool, and finds the documents
+    assert [hits[0].id for hits in index.search(docs[:20], k=3)] == ids[:20]
+    exact = exact_search(queries, docs, ids, k=10)
+    assert _recall(index.search(queries, k=10), exact) >= 0.9
 
 
 def test_stats_report_compression(built, corpus) -> None:
@@ -239,11 +257,129 @@ def test_block_sizes_and_training_sample_do_not_change_results(corpus, monkeypat
     expected = reference.search(queries, k=10, n_candidates=20)
 
     monkeypatch.setattr(multivector, "BLOCK_TOKENS", 97)  # encode/train in many blocks
-    monkeypatch.setattr(multivector, "BLOCK_SCORES", 500)  # centroid stage in many blocks
+    monkeypatch.setattr(multivector, "BLOCK_SCORES", 500)  # queries in many batches
+    monkeypatch.setattr(multivector, "CACHE_SCORES", 500)  # centroid stage in many blocks
     blocked = MultiVectorIndex(DIM, n_centroids=8)
     blocked.add(ids[:100], docs[:100])
     np.testing.assert_array_equal(blocked.centroids, reference.centroids)
     assert blocked.search(queries, k=10, n_candidates=20) == expected
+
+
+def _trained(docs: list[np.ndarray]) -> MultiVectorIndex:
+    """An empty index with the codec every index of the streaming tests shares."""
+    return MultiVectorIndex(DIM, nbits=2, n_centroids=128).train(docs[:100])
+
+
+def _saved_files(folder: Path) -> dict[str, bytes]:
+    """Every file of a saved index except the manifest (which records the save time)."""
+    return {f.name: f.read_bytes() for f in folder.iterdir() if f.name != "manifest.json"}
+
+
+def test_column_appends_without_copying_and_grows_geometrically() -> None:
+    column = multivector._Column(np.zeros((0, 2), dtype=np.uint8))
+    batches = [np.full((3, 2), i, dtype=np.uint8) for i in range(5)]
+    for batch in batches:
+        column.append(batch)
+    assert len(column) == 15 and column.nbytes == 30
+    assert all(a is b for a, b in zip(column.parts()[1:], batches))  # stored as given
+    np.testing.assert_array_equal(column.array(), np.concatenate(batches))
+    previous, reallocations = column.array(), 0
+    for i in range(1000):  # a read after every add: into spare capacity, else 1.5x larger
+        column.append(np.full((1, 2), i % 256, dtype=np.uint8))
+        current = column.array()
+        reallocations += not np.shares_memory(previous, current)
+        previous = current
+    assert 0 < reallocations <= 11  # log(1015 / 15) / log(1.5) = 10.4
+    np.testing.assert_array_equal(column.array()[15:, 0], np.arange(1000) % 256)
+    read_only = np.arange(4, dtype=np.int64)
+    read_only.flags.writeable = False  # like a memory map: copied on growth, never written
+    grown = multivector._Column(read_only)
+    grown.append(np.array([4], dtype=np.int64))
+    np.testing.assert_array_equal(grown.array(), np.arange(5))
+    np.testing.assert_array_equal(read_only, np.arange(4))
+
+
+def test_many_small_adds_equal_one_big_add(corpus, tmp_path: Path) -> None:
+    ids, docs, queries = corpus
+    metas = [{"row": i} if i % 3 == 0 else None for i in range(len(ids))]
+    one = _trained(docs)
+    one.add(ids, docs, metadata=metas)
+    many = _trained(docs)
+    for start in range(0, len(ids), 7):  # 7 documents (>= 56 tokens) per add
+        many.add(ids[start:start + 7], docs[start:start + 7], metadata=metas[start:start + 7])
+        if start in (70, 140):  # reads between adds consolidate, later adds append again
+            assert len(many.search(queries[:2], k=3)[0]) == 3
+    assert many.ids() == one.ids() == ids and many.stats() == one.stats()
+    assert many.search(queries, k=10) == one.search(queries, k=10)
+    assert many.get_metadata("doc-9") == {"row": 9} and many.get_metadata("doc-10") == {}
+    many.save(tmp_path / "many")
+    one.save(tmp_path / "one")
+    assert _saved_files(tmp_path / "many") == _saved_files(tmp_path / "one")
+    # saving streams the pending batches; it neither needs nor forces their consolidation
+    streamed = _trained(docs)
+    for start in range(0, len(ids), 50):
+        streamed.add(ids[start:start + 50], docs[start:start + 50],
+                     metadata=metas[start:start + 50])
+    streamed.save(tmp_path / "streamed")
+    assert len(streamed._tables["codes"].parts()) > 2  # still the batches as added
+    assert _saved_files(tmp_path / "streamed") == _saved_files(tmp_path / "one")
+
+
+def test_add_after_load_matches_an_index_built_in_memory(corpus, tmp_path: Path) -> None:
+    ids, docs, queries = corpus
+    index = _trained(docs)
+    index.add(ids[:200], docs[:200])
+    index.save(tmp_path / "ix")
+    mapped = load_index(tmp_path / "ix", mmap=True)
+    before = mapped.search(queries, k=10)
+    with pytest.raises(XappsError, match=r"E017.*mmap=True.*read-only.*mmap=False"):
+        mapped.add(ids[200:], docs[200:])
+    assert mapped.ids() == ids[:200] and mapped.search(queries, k=10) == before
+    loaded = MultiVectorIndex.load(tmp_path / "ix")  # mmap=False: the tables can grow
+    loaded.add(ids[200:250], docs[200:250])
+    assert loaded.search(queries, k=10)  # consolidated: the loaded arrays are copied once
+    loaded.add(ids[250:], docs[250:])
+    index.add(ids[200:], docs[200:])
+    assert loaded.ids() == index.ids() == ids
+    assert loaded.search(queries, k=10) == index.search(queries, k=10)
+    loaded.save(tmp_path / "grown")
+    index.save(tmp_path / "reference")
+    assert _saved_files(tmp_path / "grown") == _saved_files(tmp_path / "reference")
+    remapped = load_index(tmp_path / "grown", mmap=True)
+    assert remapped.search(queries, k=10) == index.search(queries, k=10)
+
+
+def test_add_after_remove_keeps_ids_metadata_and_results_consistent(corpus,
+                                                                    tmp_path: Path) -> None:
+    ids, docs, queries = corpus
+    index = _trained(docs)
+    index.add(ids[:200], docs[:200], metadata=[{"row": i} for i in range(200)])
+    removed = ids[:200:5]
+    index.remove(removed)
+    # new documents, and a removed id coming back with other vectors
+    index.add(ids[200:] + ["doc-0"], docs[200:] + [docs[250]],
+              metadata=[{"row": i} for i in range(200, 300)] + [{"back": True}])
+    live = [i for i in ids[:200] if i not in set(removed)] + ids[200:] + ["doc-0"]
+    assert index.ids() == live and len(index) == len(live)
+    assert index.get_metadata("doc-0") == {"back": True}
+    assert index.get_metadata("doc-201") == {"row": 201}
+    assert index.stats()["n_tombstones"] == len(removed)
+    np.testing.assert_array_equal(index.decompress("doc-0"), index.decompress("doc-250"))
+    # the same live documents added in the same order to a fresh index with the same codec
+    reference = _trained(docs)
+    rows = {i: row for row, i in enumerate(ids)}
+    reference.add(live, [docs[rows[i]] for i in live[:-1]] + [docs[250]])
+    expected = reference.search(queries, k=len(live))
+    results = index.search(queries, k=len(live))
+    assert results == expected
+    gone = set(removed) - {"doc-0"}
+    assert all(h.id not in gone for hits in results for h in hits)
+    assert index.compact() == len(removed)
+    assert index.search(queries, k=len(live)) == expected
+    index.save(tmp_path / "ix")
+    loaded = MultiVectorIndex.load(tmp_path / "ix")
+    assert loaded.ids() == live and loaded.get_metadata("doc-0") == {"back": True}
+    assert loaded.search(queries, k=len(live)) == expected
 
 
 # -- removal, saving, loading --------------------------------------------------------------

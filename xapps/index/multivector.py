@@ -7,11 +7,16 @@ token vector in float32 is what makes ColBERT indexes large, so, like PLAID
 its residual quantised to ``nbits`` per dimension: 4 + dim*nbits/8 bytes per token instead of
 4*dim. The codec (centroids, bucket cutoffs and weights) is trained once, on the first batch
 or through :meth:`MultiVectorIndex.train`; later batches are encoded with it, never retrained,
-so stored codes stay valid.
+so stored codes stay valid. Each add() appends its codes in O(batch) (see :class:`_Column`),
+so a collection streamed in batches is built in O(total) time, holding the compressed index
+plus one batch of float vectors.
 
-Search runs in three vectorised stages per query: the ``nprobe`` best centroids of every query
-token pick candidate documents from the centroid inverted lists; a cheap centroid-only MaxSim
-keeps the best ``n_candidates``; those are decompressed and ranked by MaxSim.
+Search runs in four vectorised stages like PLAID's, after one query x centroid matmul per
+batch of queries: the ``nprobe`` best centroids of every query token pick candidate documents from
+the centroid inverted lists; a sparse score from those hits alone keeps the best
+``POOL_FACTOR * n_candidates``; a centroid-only MaxSim over all their tokens keeps the best
+``n_candidates``; only those are decompressed (one table lookup per code byte) and ranked by
+MaxSim.
 
 Folder layout (besides the base class's manifest.json, ids.json, meta.jsonl), plain ``.npy``
 files read without pickle and memory-mapped with ``mmap=True``::
@@ -63,8 +68,43 @@ TRAIN_POINTS_PER_CENTROID = 256
 KMEANS_NITER = 20
 #: Tokens encoded (or scored) per block, so memory stays bounded for any batch size.
 BLOCK_TOKENS = 1 << 16
-#: Floats in one (query tokens x candidate tokens) score block of the centroid stage.
+#: Floats in one (query tokens x centroids) block of the query-centroid matmul.
 BLOCK_SCORES = 1 << 22
+#: Floats of (candidate tokens x query tokens) centroid scores max-reduced at once: about
+#: an L2 cache.
+CACHE_SCORES = 1 << 17
+#: Tokens decompressed and scored at once in the last stage (512 KB of vectors at 128-d).
+DECODE_TOKENS = 1 << 10
+#: The sparse stage keeps POOL_FACTOR * n_candidates documents for the centroid-only MaxSim
+#: (PLAID's ndocs; it decompresses ndocs / 4).
+POOL_FACTOR = 4
+#: Up to this many ranks, each query token's best centroids are found by repeated argmax
+#: (one fast pass each; argpartition costs ~30 passes); beyond it, by one full sort.
+ARGMAX_PROBES = 64
+#: Centroids probed per query token by default: the sparse stage ranks the pool by the
+#: probed hits, so more probes rank it better (8 reached the 2-bit codec's own top-10
+#: agreement with exact MaxSim on a 10k-document synthetic set; 3 lost 3 points) ...
+DEFAULT_NPROBE = 8
+#: ... unless the probed inverted lists would hold more postings than this.
+SPARSE_POSTINGS = 1 << 18
+#: Least n_candidates by default: documents decompressed for MaxSim. PLAID decompresses 64
+#: at k=10; on untrained 128-d ColBERT vectors of XQuAD-R (9,761 documents, 2 bits), 64 /
+#: 128 / 256 agreed with exact MaxSim's top 10 on 66% / 70% / 73% of documents (all of them:
+#: 78%), at 5 / 7 / 10 ms per query against exact MaxSim's 53 ms (2 threads).
+DEFAULT_CANDIDATES = 128
+#: The per-token and per-document tables, stored as append-only columns.
+TABLES = ("token_centroids", "codes", "doc_offsets", "doc_lengths", "doc_internal")
+
+
+def _save_parts(file: Path, parts: Sequence[np.ndarray]) -> None:
+    """Write consecutive arrays as one ``.npy`` file (byte for byte what np.save writes for
+    their concatenation), without building the concatenation."""
+    header = {"descr": np.lib.format.dtype_to_descr(parts[0].dtype), "fortran_order": False,
+              "shape": (sum(len(p) for p in parts), *parts[0].shape[1:])}
+    with open(file, "wb") as out:
+        np.lib.format.write_array_header_1_0(out, header)
+        for part in parts:
+            np.ascontiguousarray(part).tofile(out)
 
 
 def _blocks_of(lengths: np.ndarray, budget: int) -> Iterator[tuple[int, int]]:
@@ -77,6 +117,58 @@ def _blocks_of(lengths: np.ndarray, budget: int) -> Iterator[tuple[int, int]]:
             start, total = row + 1, 0
     if start < len(lengths):
         yield start, len(lengths)
+
+
+class _Column:
+    """One append-only table of the index (a per-token or per-document array).
+
+    ``append`` costs O(batch): batches wait in a list and move into one buffer only when the
+    whole table is read (search, compact), into spare capacity when the buffer has some, else
+    into a new buffer 1.5 times larger, so a stream of adds costs amortised O(total) copying.
+    Each batch is dropped as soon as it is copied, so consolidating needs the table plus one
+    batch, not twice the table (spare capacity is memory numpy has not touched yet). Stored
+    rows never change, so views handed out stay valid. ``parts`` lets save() write the table
+    without consolidating it."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self._buf = array  # may be a read-only memory map: then it is copied on first growth
+        self._len = len(array)
+        self._pending: list[np.ndarray] = []
+        self._n_pending = 0
+
+    def __len__(self) -> int:
+        return self._len + self._n_pending
+
+    @property
+    def nbytes(self) -> int:
+        return len(self) * self._buf.dtype.itemsize * int(np.prod(self._buf.shape[1:]))
+
+    def append(self, rows: np.ndarray) -> None:
+        if len(rows):
+            self._pending.append(rows)
+            self._n_pending += len(rows)
+
+    def parts(self) -> list[np.ndarray]:
+        return [self._buf[:self._len], *self._pending]
+
+    def array(self) -> np.ndarray:
+        if self._pending:
+            self._consolidate()
+        return self._buf[:self._len]
+
+    def _consolidate(self) -> None:
+        need = len(self)
+        if not self._buf.flags.writeable or len(self._buf) < need:
+            grown = np.empty((max(need, len(self._buf) * 3 // 2), *self._buf.shape[1:]),
+                             dtype=self._buf.dtype)
+            grown[:self._len] = self._buf[:self._len]
+            self._buf = grown
+        self._pending.reverse()
+        while self._pending:
+            rows = self._pending.pop()
+            self._buf[self._len:self._len + len(rows)] = rows
+            self._len += len(rows)
+        self._n_pending = 0
 
 
 # -- exact MaxSim on raw vectors (no index) -------------------------------------------------
@@ -233,10 +325,66 @@ def default_n_centroids(n_tokens: int) -> int:
     return max(1, 2 ** int(math.floor(math.log2(16 * math.sqrt(n_tokens)))))
 
 
-def _default_nprobe(n_centroids: int) -> int:
-    """Centroids probed per query token: finer codebooks (larger collections) need more."""
-    nprobe = 2 if n_centroids < 2 ** 12 else 3 if n_centroids < 2 ** 15 else 4
-    return min(nprobe, n_centroids)
+def _distinct(rows: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(rows, return_inverse=True) for values in [0, n_rows), through a mask and a
+    slot table over all rows instead of a sort (3-10x faster on 260k postings)."""
+    seen = np.zeros(n_rows, dtype=bool)
+    seen[rows] = True
+    distinct = np.flatnonzero(seen)
+    slot = np.empty(n_rows, dtype=np.int64)  # only the distinct rows' slots are written
+    slot[distinct] = np.arange(len(distinct))
+    return distinct, slot[rows]
+
+
+def _batches(queries: Sequence[np.ndarray], max_tokens: int) -> Iterator[list[np.ndarray]]:
+    """Consecutive queries holding at most ``max_tokens`` tokens together (or one query)."""
+    batch: list[np.ndarray] = []
+    tokens = 0
+    for q in queries:
+        if batch and tokens + len(q) > max_tokens:
+            yield batch
+            batch, tokens = [], 0
+        batch.append(q)
+        tokens += len(q)
+    if batch:
+        yield batch
+
+
+class _CentroidRanking:
+    """Each query token's centroids by decreasing score, ranked only as far as asked: one
+    vectorised argmax pass per rank for the usual few probes, a full sort beyond
+    ARGMAX_PROBES. Ties go to the lower centroid id."""
+
+    def __init__(self, qc: np.ndarray) -> None:
+        self._qc = qc
+        self._rest: np.ndarray | None = None  # scores with the ranked centroids at -inf
+        self._ranked: list[np.ndarray] = []
+        self._sorted: np.ndarray | None = None
+
+    def best(self, m: int) -> np.ndarray:
+        """(query tokens, min(m, centroids)) centroid ids, best first."""
+        m = min(m, self._qc.shape[1])
+        if m > ARGMAX_PROBES:
+            if self._sorted is None:
+                self._sorted = np.argsort(-self._qc, axis=1, kind="stable")
+            return self._sorted[:, :m]
+        if self._rest is None:
+            self._rest = self._qc.copy()
+        rows = np.arange(len(self._qc))
+        while len(self._ranked) < m:
+            best = self._rest.argmax(axis=1)
+            self._rest[rows, best] = -np.inf
+            self._ranked.append(best)
+        return np.stack(self._ranked[:m], axis=1)
+
+
+def _default_nprobe(ranking: _CentroidRanking, offsets: np.ndarray) -> int:
+    """DEFAULT_NPROBE centroids per query token, fewer (down to 1) where their inverted
+    lists would hold more than SPARSE_POSTINGS postings in all (a coarse codebook over a
+    large collection), so the sparse stage stays bounded."""
+    ranked = ranking.best(DEFAULT_NPROBE)
+    postings = np.cumsum((offsets[ranked + 1] - offsets[ranked]).sum(axis=0))
+    return max(1, int(np.searchsorted(postings, SPARSE_POSTINGS, side="right")))
 
 
 @indexes.register("multivector")
@@ -275,14 +423,49 @@ class MultiVectorIndex(VectorIndex):
         self._centroids: np.ndarray | None = None
         self._cutoffs: np.ndarray | None = None
         self._weights: np.ndarray | None = None
-        self._token_centroids = np.zeros(0, dtype=np.int32)
-        self._codes = np.zeros((0, self.code_bytes), dtype=np.uint8)
-        self._doc_offsets = np.zeros(0, dtype=np.int64)
-        self._doc_lengths = np.zeros(0, dtype=np.int32)
-        self._doc_internal = np.zeros(0, dtype=np.int64)
+        self._lut: np.ndarray | None = None
+        self._tables: dict[str, _Column] = {}
+        self._set_tables(token_centroids=np.zeros(0, dtype=np.int32),
+                         codes=np.zeros((0, self.code_bytes), dtype=np.uint8),
+                         doc_offsets=np.zeros(0, dtype=np.int64),
+                         doc_lengths=np.zeros(0, dtype=np.int32),
+                         doc_internal=np.zeros(0, dtype=np.int64))
         self._tombstones: set[int] = set()
         self._tomb_array: np.ndarray | None = None
         self._ivf: tuple[np.ndarray, np.ndarray] | None = None
+
+    # -- the stored tables (each read consolidates batches added since the last read) ---
+    def _set_tables(self, **arrays: np.ndarray) -> None:
+        self._tables = {key: _Column(arrays[key]) for key in TABLES}
+
+    @property
+    def _token_centroids(self) -> np.ndarray:
+        """int32 centroid id of every stored token."""
+        return self._tables["token_centroids"].array()
+
+    @property
+    def _codes(self) -> np.ndarray:
+        """uint8 packed residual codes, one row per stored token."""
+        return self._tables["codes"].array()
+
+    @property
+    def _doc_offsets(self) -> np.ndarray:
+        """int64 first token of every stored document."""
+        return self._tables["doc_offsets"].array()
+
+    @property
+    def _doc_lengths(self) -> np.ndarray:
+        """int32 token count of every stored document."""
+        return self._tables["doc_lengths"].array()
+
+    @property
+    def _doc_internal(self) -> np.ndarray:
+        """int64 internal id of every stored document, increasing."""
+        return self._tables["doc_internal"].array()
+
+    def _n_stored(self, key: str) -> int:
+        """Rows of a table, without consolidating it."""
+        return len(self._tables[key])
 
     # -- what the index is -------------------------------------------------------------
     @property
@@ -319,20 +502,18 @@ class MultiVectorIndex(VectorIndex):
     def stats(self) -> dict[str, Any]:
         """Sizes of the stored index; bytes are those of the compressed arrays in memory or
         on disk (codec, tokens and per-document tables), tombstoned tokens included."""
-        live_rows = self._live_rows()
-        arrays = [self._token_centroids, self._codes, self._doc_offsets, self._doc_lengths,
-                  self._doc_internal]
-        arrays += [a for a in (self._centroids, self._cutoffs, self._weights) if a is not None]
+        codec = [a for a in (self._centroids, self._cutoffs, self._weights) if a is not None]
         return {
             "n_docs": len(self),
-            "n_tokens": int(self._doc_lengths[live_rows].sum()),
-            "n_stored_tokens": len(self._token_centroids),
+            "n_tokens": int(self._doc_lengths[self._live_rows()].sum()),
+            "n_stored_tokens": self._n_stored("token_centroids"),
             "n_tombstones": len(self._tombstones),
             "n_centroids": self.n_centroids,
             "nbits": self._nbits,
             "bytes_per_token": 4 + self.code_bytes,
             "raw_bytes_per_token": 4 * self.dim,
-            "index_bytes": int(sum(a.nbytes for a in arrays)),
+            "index_bytes": int(sum(a.nbytes for a in codec)
+                               + sum(t.nbytes for t in self._tables.values())),
         }
 
     # -- the codec -----------------------------------------------------------------------
@@ -342,11 +523,11 @@ class MultiVectorIndex(VectorIndex):
         Without this call the first :meth:`add` trains on its own batch. Training is refused
         once documents are stored, because their codes depend on the codec."""
         self._check_writable("train")
-        if len(self._token_centroids):
+        if self._n_stored("token_centroids"):
             raise InputError(Errors.E045.format(
                 method="train",
-                reason=f"is already trained and encodes {len(self._token_centroids)} stored "
-                       "tokens",
+                reason=f"is already trained and encodes {self._n_stored('token_centroids')} "
+                       "stored tokens",
                 fix="Add more documents with add() (they use this codec), or build a new "
                     "MultiVectorIndex to train another codec."))
         if isinstance(sample, np.ndarray) and sample.ndim == 2:
@@ -368,7 +549,8 @@ class MultiVectorIndex(VectorIndex):
     def _train(self, docs: Sequence[Any], names: Sequence[str], lengths: np.ndarray,
                method: str) -> None:
         """Fit the codec on a seeded sample of the documents' tokens, gathered block by
-        block so that only the sample (at most ~256 per centroid) is held in float32."""
+        block into one array so that only the sample (at most ~256 per centroid) is held in
+        float32; the residual statistics then reuse that array instead of copying it."""
         n = int(lengths.sum())
         requested = self._requested_centroids or default_n_centroids(n)
         n_centroids = max(1, min(requested, n))
@@ -377,16 +559,15 @@ class MultiVectorIndex(VectorIndex):
         limit = TRAIN_POINTS_PER_CENTROID * n_centroids
         rows = (None if n <= limit else
                 np.sort(np.random.default_rng(self._seed).choice(n, limit, replace=False)))
-        parts, first = [], 0
+        sample = np.empty((n if rows is None else len(rows), self.dim), dtype=np.float32)
+        first = filled = 0
         for start, stop in self._blocks(lengths):
             x = self._tokens_of(docs, names, start, stop, method)
-            if rows is None:
-                parts.append(x)
-            else:
+            if rows is not None:
                 lo, hi = np.searchsorted(rows, [first, first + len(x)])
-                parts.append(x[rows[lo:hi] - first])
-            first += len(x)
-        sample = np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+                x, first = x[rows[lo:hi] - first], first + len(x)
+            sample[filled:filled + len(x)] = x
+            filled += len(x)
         gpu = faiss.get_num_gpus() > 0 if hasattr(faiss, "get_num_gpus") else False
         logger.info("Training PLAID codec: %d centroids on %d of %d token vectors (%s), "
                     "nbits=%d", n_centroids, len(sample), n, "GPU" if gpu else "CPU",
@@ -398,20 +579,25 @@ class MultiVectorIndex(VectorIndex):
                               verbose=False, **({"gpu": True} if gpu else {}))
         kmeans.train(sample)
         centroids = np.ascontiguousarray(kmeans.centroids, dtype=np.float32)
-        # Residual statistics on the same sample: per-dimension quantile cutoffs, and the mean
-        # residual inside each bucket as its reconstruction value.
-        residuals = sample - centroids[self._assign(sample, centroids)]
+        # Residual statistics on the same sample (turned into its residuals in place, block
+        # by block): per-dimension quantile cutoffs, and the mean residual inside each
+        # bucket as its reconstruction value.
+        assign = self._assign(sample, centroids)
+        for lo in range(0, len(sample), BLOCK_TOKENS):
+            sample[lo:lo + BLOCK_TOKENS] -= centroids[assign[lo:lo + BLOCK_TOKENS]]
         buckets = 2 ** self._nbits
-        qs = np.arange(1, buckets) / buckets
-        cutoffs = np.quantile(residuals, qs, axis=0).T.astype(np.float32)  # (dim, buckets-1)
-        fallback = np.quantile(residuals, (np.arange(buckets) + 0.5) / buckets, axis=0).T
+        cutoffs = np.empty((self.dim, buckets - 1), dtype=np.float32)
         weights = np.empty((self.dim, buckets), dtype=np.float32)
         for d in range(self.dim):  # per dimension, vectorised over tokens
-            codes = np.searchsorted(cutoffs[d], residuals[:, d], side="right")
+            residuals = sample[:, d].copy()
+            cutoffs[d] = np.quantile(residuals, np.arange(1, buckets) / buckets)
+            fallback = np.quantile(residuals, (np.arange(buckets) + 0.5) / buckets)
+            codes = np.searchsorted(cutoffs[d], residuals, side="right")
             counts = np.bincount(codes, minlength=buckets)
-            sums = np.bincount(codes, weights=residuals[:, d], minlength=buckets)
-            weights[d] = np.where(counts > 0, sums / np.maximum(counts, 1), fallback[d])
+            sums = np.bincount(codes, weights=residuals, minlength=buckets)
+            weights[d] = np.where(counts > 0, sums / np.maximum(counts, 1), fallback)
         self._centroids, self._cutoffs, self._weights = centroids, cutoffs, weights
+        self._lut = None
         self._changed()
 
     def _codec(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -438,34 +624,49 @@ class MultiVectorIndex(VectorIndex):
         centroids, cutoffs, _ = self._codec()
         assign = self._assign(x, centroids)
         residuals = x - centroids[assign]
-        codes = np.empty(residuals.shape, dtype=np.uint8)
-        for d in range(self.dim):  # per dimension, vectorised over tokens
-            codes[:, d] = np.searchsorted(cutoffs[d], residuals[:, d], side="right")
+        # A residual's bucket is the number of its dimension's (sorted) cutoffs at or below
+        # it: 2**nbits - 1 whole-block comparisons instead of a search per dimension.
+        codes = np.zeros(residuals.shape, dtype=np.uint8)
+        for cut in cutoffs.T:
+            codes += residuals >= cut
         return assign, self._pack(codes)
 
     def _pack(self, codes: np.ndarray) -> np.ndarray:
+        """uint8 bucket codes (tokens, dim) packed 8 // nbits per byte, the first dimension
+        in the high bits; one shift-or pass per position in the byte (a reduce over the
+        short last axis was several times slower)."""
         per_byte = 8 // self._nbits
-        grouped = codes.reshape(len(codes), -1, per_byte).astype(np.uint8)
-        shifts = (self._nbits * np.arange(per_byte - 1, -1, -1)).astype(np.uint8)
-        return np.bitwise_or.reduce(grouped << shifts, axis=2).astype(np.uint8)
+        packed = np.zeros((len(codes), self.code_bytes), dtype=np.uint8)
+        for t in range(per_byte):
+            packed |= codes[:, t::per_byte] << np.uint8(self._nbits * (per_byte - 1 - t))
+        return packed
 
-    def _unpack(self, packed: np.ndarray) -> np.ndarray:
-        per_byte = 8 // self._nbits
-        shifts = (self._nbits * np.arange(per_byte - 1, -1, -1)).astype(np.uint8)
-        mask = np.uint8(2 ** self._nbits - 1)
-        codes = (np.asarray(packed)[:, :, None] >> shifts) & mask
-        return codes.reshape(len(packed), self.dim)
+    def _residual_table(self) -> np.ndarray:
+        """The bucket weights of every (code byte position, byte value) pair, as rows
+        ``position * 256 + value`` of 8 // nbits floats (the dimensions that byte packs, in
+        :meth:`_pack`'s order): decoding is then one row gather per code byte, not one
+        lookup per dimension. Built once per codec."""
+        if self._lut is None:
+            weights = self._codec()[2]
+            per_byte = 8 // self._nbits
+            shifts = (self._nbits * np.arange(per_byte - 1, -1, -1)).astype(np.uint8)
+            buckets = (np.arange(256, dtype=np.uint8)[:, None] >> shifts) & (2 ** self._nbits - 1)
+            grouped = weights.reshape(self.code_bytes, per_byte, -1)
+            table = grouped[:, np.arange(per_byte)[None, :], buckets]  # (bytes, 256, per_byte)
+            self._lut = np.ascontiguousarray(table.reshape(-1, per_byte), dtype=np.float32)
+        return self._lut
 
     def _decode(self, tokens: np.ndarray) -> np.ndarray:
         """Approximate vectors of stored token rows: centroid + bucket weights (normalised
         again for cosine, as the originals were)."""
-        centroids, _, weights = self._codec()
-        codes = self._unpack(self._codes[tokens])
-        x = centroids[self._token_centroids[tokens]]
-        x = x + weights[np.arange(self.dim), codes]
+        centroids = self._codec()[0]
+        rows = self._codes[tokens].astype(np.intp)
+        rows += np.arange(0, 256 * self.code_bytes, 256)
+        x = self._residual_table().take(rows, axis=0).reshape(len(rows), self.dim)
+        x += centroids[self._token_centroids[tokens]]
         if self.normalized:
             x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-        return x.astype(np.float32, copy=False)
+        return x
 
     # -- adding and removing -----------------------------------------------------------
     def add(self, ids: str | Sequence[str], docs: Any,
@@ -492,19 +693,19 @@ class MultiVectorIndex(VectorIndex):
             return
         if self._centroids is None:
             self._train(docs, names, lengths, "add")
-        assign_parts, code_parts = [], []
-        for start, stop in self._blocks(lengths):
-            assign, codes = self._encode(self._tokens_of(docs, names, start, stop, "add"))
-            assign_parts.append(assign)
-            code_parts.append(codes)
+        # Encode every block before storing any, so a failure part-way stores nothing.
+        encoded = [self._encode(self._tokens_of(docs, names, start, stop, "add"))
+                   for start, stop in self._blocks(lengths)]
         internal = self._reserve(len(ids))
-        first = len(self._token_centroids)
-        offsets = first + np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-        self._token_centroids = np.concatenate([self._token_centroids, *assign_parts])
-        self._codes = np.concatenate([self._codes, *code_parts])
-        self._doc_offsets = np.concatenate([self._doc_offsets, offsets])
-        self._doc_lengths = np.concatenate([self._doc_lengths, lengths.astype(np.int32)])
-        self._doc_internal = np.concatenate([self._doc_internal, internal])
+        first = self._n_stored("token_centroids")
+        tables = self._tables
+        for assign, codes in encoded:
+            tables["token_centroids"].append(assign)
+            tables["codes"].append(codes)
+        tables["doc_offsets"].append(
+            first + np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64))
+        tables["doc_lengths"].append(lengths.astype(np.int32))
+        tables["doc_internal"].append(internal)
         self._commit(ids, internal, metas)
 
     def _check_docs(self, docs: Sequence[Any], names: Sequence[str], method: str) -> np.ndarray:
@@ -550,11 +751,11 @@ class MultiVectorIndex(VectorIndex):
         keep = ~np.isin(self._doc_internal, self._tombstone_array())
         tokens = _ranges(self._doc_offsets[keep], self._doc_lengths[keep])
         lengths = np.asarray(self._doc_lengths[keep])
-        self._token_centroids = np.ascontiguousarray(self._token_centroids[tokens])
-        self._codes = np.ascontiguousarray(self._codes[tokens])
-        self._doc_offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-        self._doc_lengths = lengths.astype(np.int32)
-        self._doc_internal = np.asarray(self._doc_internal[keep], dtype=np.int64)
+        self._set_tables(
+            token_centroids=self._token_centroids[tokens], codes=self._codes[tokens],
+            doc_offsets=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64),
+            doc_lengths=lengths.astype(np.int32),
+            doc_internal=np.asarray(self._doc_internal[keep], dtype=np.int64))
         dropped = len(self._tombstones)
         self._tombstones = set()
         self._changed()
@@ -572,18 +773,28 @@ class MultiVectorIndex(VectorIndex):
     # -- searching ---------------------------------------------------------------------
     def _inverted_lists(self) -> tuple[np.ndarray, np.ndarray]:
         """Centroid -> live document rows (positions in the doc tables, which map to the
-        internal ids through doc_internal), as CSR offsets and rows; cached until a change."""
+        internal ids through doc_internal), as CSR offsets and int32 rows, each list
+        increasing; cached until a change. Built block by block as sorted
+        ``centroid << 32 | row`` keys, so it needs about 12 bytes per distinct (centroid,
+        document) pair on top of the index."""
         if self._ivf is None:
-            n_c, n_rows = len(self._codec()[0]), len(self._doc_internal)
+            n_c = len(self._codec()[0])
             live = self._live_rows()
-            rows = np.repeat(live, self._doc_lengths[live])
-            cents = np.asarray(self._token_centroids[_ranges(self._doc_offsets[live],
-                                                            self._doc_lengths[live])])
-            pairs = np.unique(cents.astype(np.int64) * max(n_rows, 1) + rows)
-            lists = pairs % max(n_rows, 1)
-            counts = np.bincount(pairs // max(n_rows, 1), minlength=n_c)
-            offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-            self._ivf = (offsets, lists.astype(np.int64))
+            starts, lengths = self._doc_offsets, self._doc_lengths
+            token_centroids = self._token_centroids
+            keys = np.empty(int(lengths[live].sum()), dtype=np.int64)
+            filled = 0
+            for lo, hi in _blocks_of(lengths[live], BLOCK_TOKENS):
+                rows = live[lo:hi]
+                cents = token_centroids[_ranges(starts[rows], lengths[rows])].astype(np.int64)
+                block = np.unique((cents << 32) | np.repeat(rows, lengths[rows]))
+                keys[filled:filled + len(block)] = block
+                filled += len(block)
+            keys = keys[:filled]
+            keys.sort()
+            counts = np.bincount(keys >> 32, minlength=n_c)
+            self._ivf = (np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+                         (keys & 0xFFFFFFFF).astype(np.int32))
         return self._ivf
 
     def search(self, queries: Any, k: int = 10, *, nprobe: int | None = None,
@@ -591,10 +802,14 @@ class MultiVectorIndex(VectorIndex):
         """Best ``k`` documents per query (each an (n_tokens, dim) array), best first, as
         ``Hit(id, score)`` with the MaxSim score on the decompressed vectors.
 
-        ``nprobe``: centroids probed per query token. The default (2 to 4 by codebook size)
-        doubles while the candidate pool is smaller than ``n_candidates``; a given value
-        doubles only while fewer than ``k`` documents turn up. ``n_candidates``: documents
-        kept after the centroid-only stage for re-ranking (default max(4*k, 256)).
+        ``nprobe``: centroids probed per query token. The default (DEFAULT_NPROBE, fewer
+        where the inverted lists are long) doubles while fewer than POOL_FACTOR *
+        n_candidates documents turn up; a given value doubles only while fewer than ``k``
+        do. ``n_candidates``: documents decompressed and ranked by MaxSim (default
+        max(4*k, DEFAULT_CANDIDATES); more is closer to exact and slower); the centroid-only
+        MaxSim picks them from the POOL_FACTOR * n_candidates documents whose probed
+        centroids score best. Queries are scored against the centroids in batches (one
+        matmul each), so passing many queries at once is faster than one call per query.
         """
         k = _check_positive("search", "k", k)
         if nprobe is not None:
@@ -605,74 +820,94 @@ class MultiVectorIndex(VectorIndex):
               for row, q in enumerate(_as_queries(queries, self.dim, "search"))]
         if not len(self) or self._centroids is None:
             return [[] for _ in qs]
-        n_c = len(self._centroids)
-        probe = min(nprobe or _default_nprobe(n_c), n_c)
-        keep = max(n_candidates or max(4 * k, 256), k)
-        # The default nprobe widens until the pool fills the re-ranking budget (small or
-        # fine-grained collections); an explicit one widens only to find k documents.
-        want = min(keep if nprobe is None else k, len(self))
-        return [self._search_one(q, k, probe, keep, want) for q in qs]
-
-    def _search_one(self, q: np.ndarray, k: int, nprobe: int, keep: int,
-                    want: int) -> list[Hit]:
-        offsets, lists = self._inverted_lists()
-        centroids = self._codec()[0]
+        centroids = self._centroids
         n_c = len(centroids)
-        qc = q @ centroids.T  # (n_q, n_centroids)
-        # Token-major copy: stage 2 gathers one contiguous row per document token, far faster
-        # than gathering columns of qc.
-        # A last row of -inf pads documents to a common length in stage 2.
-        qc_rows = np.vstack([qc.T, np.full((1, len(q)), -np.inf, dtype=qc.dtype)])
+        keep = max(n_candidates or max(4 * k, DEFAULT_CANDIDATES), k)
+        # The default nprobe widens until the pool fills the centroid stages (small or
+        # fine-grained collections); an explicit one widens only to find k documents.
+        want = min(POOL_FACTOR * keep if nprobe is None else k, len(self))
+        out: list[list[Hit]] = []
+        for batch in _batches(qs, max(1, BLOCK_SCORES // n_c)):
+            qc = np.concatenate(batch) @ centroids.T  # one matmul for the batch's tokens
+            first = 0
+            for q in batch:
+                out.append(self._search_one(q, qc[first:first + len(q)], k, nprobe, keep,
+                                            want))
+                first += len(q)
+        return out
+
+    def _search_one(self, q: np.ndarray, qc: np.ndarray, k: int, nprobe: int | None,
+                    keep: int, want: int) -> list[Hit]:
+        """One query's stages; ``qc`` holds its (query tokens, centroids) scores."""
+        offsets, lists = self._inverted_lists()
+        n_q, n_c = qc.shape
+        tokens = np.arange(n_q)
+        ranking = _CentroidRanking(qc)
+        nprobe = min(nprobe or _default_nprobe(ranking, offsets), n_c)
         # Stage 1: candidates from the inverted lists of each query token's best centroids,
         # doubling nprobe while fewer than ``want`` documents turn up.
         while True:
-            if nprobe >= n_c:
-                probed = np.arange(n_c)
-            else:
-                probed = np.unique(np.argpartition(-qc, nprobe - 1, axis=1)[:, :nprobe])
-            cands = np.unique(lists[_ranges(offsets[probed],
-                                            offsets[probed + 1] - offsets[probed])])
+            ranked = ranking.best(nprobe + 1)  # one more: its score bounds the unprobed
+            probed = ranked[:, :nprobe]
+            starts = offsets[probed].ravel()
+            counts = offsets[probed + 1].ravel() - starts
+            cands, which = _distinct(lists[_ranges(starts, counts)], len(self._doc_internal))
             if len(cands) >= want or nprobe >= n_c:
                 break
             nprobe = min(2 * nprobe, n_c)
         if not len(cands):
             return []
-        # Stage 2: centroid-only MaxSim, in blocks of candidates to bound memory.
+        # Stage 2: score the pool from the probed hits alone, without touching its tokens:
+        # per query token, a document's best probed centroid score minus that of the best
+        # unprobed centroid (an upper bound for the tokens the probes missed, as in XTR's
+        # imputation), summed over query tokens.
+        if len(cands) > POOL_FACTOR * keep:
+            floor = qc[tokens, ranked[:, -1]]
+            gain = (qc[tokens[:, None], probed] - floor[:, None]).ravel()
+            best = np.zeros(n_q * len(cands), dtype=np.float32)
+            entry = np.repeat(np.repeat(tokens, nprobe) * len(cands), counts) + which
+            np.maximum.at(best, entry, np.repeat(gain, counts))
+            approx = best.reshape(n_q, len(cands)).sum(axis=0)
+            cands = np.sort(cands[_top_k(approx, POOL_FACTOR * keep)])
+        # Stage 3: centroid-only MaxSim over all tokens of the survivors.
         if len(cands) > keep:
-            approx = self._centroid_scores(qc_rows, cands)
+            approx = self._centroid_scores(np.ascontiguousarray(qc.T), cands)
             cands = np.sort(cands[_top_k(approx, keep)])
-        # Stage 3: decompress the survivors and rank by MaxSim.
-        tokens = _ranges(self._doc_offsets[cands], self._doc_lengths[cands])
-        vectors = self._decode(tokens)
-        starts = np.concatenate([[0], np.cumsum(self._doc_lengths[cands])[:-1]])
-        scores = np.maximum.reduceat(vectors @ q.T, starts, axis=0).sum(axis=1)
-        best = _top_k(scores, k)
+        # Stage 4: decompress the survivors and rank by MaxSim.
+        scores = self._maxsim_scores(q, cands)
         names, internal = self._int_to_id, self._doc_internal
-        return [Hit(names[int(internal[cands[i]])], float(scores[i])) for i in best]
+        return [Hit(names[int(internal[cands[i]])], float(scores[i]))
+                for i in _top_k(scores, k)]
 
     def _centroid_scores(self, qc_rows: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Approximate MaxSim of documents from their tokens' centroids alone. ``qc_rows``:
-        (centroids + 1, query tokens) scores whose last row is -inf padding.
+        (centroids, query tokens) scores, token-major so that each document token gathers
+        one contiguous row.
 
-        Documents are sorted by length and padded to a common length per group, so the max
-        over each document's tokens is one dense reduction (much faster than a segmented
-        reduceat); groups keep padded cells under BLOCK_SCORES / query tokens."""
+        Documents go in blocks of about CACHE_SCORES gathered scores: numpy's segmented max
+        (reduceat) over the rows of a block is fast while the block stays in cache (4x faster
+        than padding documents to a common length, at 256 documents of 36 tokens)."""
         out = np.empty(len(rows), dtype=np.float32)
-        lengths = self._doc_lengths[rows].astype(np.int64)
-        order = np.argsort(lengths, kind="stable")
-        pad = len(qc_rows) - 1
-        budget = max(1, BLOCK_SCORES // max(qc_rows.shape[1], 1))
-        # Sorted by length, each group's padded width is its last document's length; sizing
-        # groups by the longest document keeps every group within budget.
-        size = max(1, budget // max(int(lengths.max(initial=1)), 1))
-        for lo in range(0, len(order), size):
-            group = order[lo:lo + size]
-            width = int(lengths[group[-1]])
-            steps = np.arange(width)
-            valid = steps[None, :] < lengths[group][:, None]
-            pos = np.where(valid, self._doc_offsets[rows[group]][:, None] + steps[None, :], 0)
-            cents = np.where(valid, self._token_centroids[pos], pad)
-            out[group] = qc_rows[cents].max(axis=1).sum(axis=1)
+        lengths, starts = self._doc_lengths[rows], self._doc_offsets[rows]
+        token_centroids = self._token_centroids
+        for lo, hi in _blocks_of(lengths, max(1, CACHE_SCORES // qc_rows.shape[1])):
+            block = lengths[lo:hi]
+            scores = qc_rows[token_centroids[_ranges(starts[lo:hi], block)]]
+            first = np.concatenate([[0], np.cumsum(block)[:-1]])
+            out[lo:hi] = np.maximum.reduceat(scores, first, axis=0).sum(axis=1)
+        return out
+
+    def _maxsim_scores(self, q: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """MaxSim of documents on their decompressed vectors, decoded and scored in blocks of
+        about DECODE_TOKENS tokens whose vectors stay in cache (2x faster than decoding 256
+        documents at once)."""
+        out = np.empty(len(rows), dtype=np.float32)
+        lengths, starts = self._doc_lengths[rows], self._doc_offsets[rows]
+        for lo, hi in _blocks_of(lengths, DECODE_TOKENS):
+            block = lengths[lo:hi]
+            vectors = self._decode(_ranges(starts[lo:hi], block))
+            first = np.concatenate([[0], np.cumsum(block)[:-1]])
+            out[lo:hi] = np.maximum.reduceat(vectors @ q.T, first, axis=0).sum(axis=1)
         return out
 
     # -- saving and loading ------------------------------------------------------------
@@ -680,33 +915,31 @@ class MultiVectorIndex(VectorIndex):
         return {"nbits": self._nbits, "n_centroids": self.n_centroids, "seed": self._seed}
 
     def _manifest_extra(self) -> dict[str, Any]:
-        return {"n_tokens": len(self._token_centroids), "n_docs_stored":
-                len(self._doc_internal), "tombstones": len(self._tombstones),
+        return {"n_tokens": self._n_stored("token_centroids"),
+                "n_docs_stored": self._n_stored("doc_internal"),
+                "tombstones": len(self._tombstones),
                 "trained": self.trained, "faiss_version": faiss.__version__}
 
     def _before_save(self) -> None:
         if (not self._mmap and self._tombstones
-                and len(self._tombstones) > COMPACT_RATIO * len(self._doc_internal)):
+                and len(self._tombstones) > COMPACT_RATIO * self._n_stored("doc_internal")):
             self.compact()
 
-    def _arrays(self) -> dict[str, np.ndarray]:
+    def _write_payload(self, folder: Path) -> None:
         empty_codec = self._centroids is None
         buckets = 2 ** self._nbits
-        return {
+        codec = {
             "centroids": (np.zeros((0, self.dim), np.float32) if empty_codec
                           else self._centroids),
             "cutoffs": (np.zeros((self.dim, buckets - 1), np.float32) if empty_codec
                         else self._cutoffs),
             "weights": (np.zeros((self.dim, buckets), np.float32) if empty_codec
                         else self._weights),
-            "token_centroids": self._token_centroids, "codes": self._codes,
-            "doc_offsets": self._doc_offsets, "doc_lengths": self._doc_lengths,
-            "doc_internal": self._doc_internal,
         }
-
-    def _write_payload(self, folder: Path) -> None:
-        for key, array in self._arrays().items():
+        for key, array in codec.items():
             np.save(folder / ARRAY_FILES[key], np.ascontiguousarray(array), allow_pickle=False)
+        for key, column in self._tables.items():
+            _save_parts(folder / ARRAY_FILES[key], column.parts())
         (folder / TOMBSTONES_FILE).write_text(json.dumps(sorted(self._tombstones)),
                                               encoding="utf-8")
 
@@ -746,11 +979,7 @@ class MultiVectorIndex(VectorIndex):
             index._centroids = np.ascontiguousarray(loaded["centroids"], dtype=np.float32)
             index._cutoffs = np.ascontiguousarray(loaded["cutoffs"], dtype=np.float32)
             index._weights = np.ascontiguousarray(loaded["weights"], dtype=np.float32)
-        index._token_centroids = loaded["token_centroids"]
-        index._codes = loaded["codes"]
-        index._doc_offsets = loaded["doc_offsets"]
-        index._doc_lengths = loaded["doc_lengths"]
-        index._doc_internal = loaded["doc_internal"]
+        index._set_tables(**{key: loaded[key] for key in TABLES})
         index._mmap = mmap
         return index
 
