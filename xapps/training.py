@@ -1,7 +1,7 @@
 """Optimisation pieces shared by every xapps trainer (re-ranker, bi-encoder alignment)."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 
@@ -101,3 +101,24 @@ def read_resume_state(path, config, error: str) -> dict[str, Any]:
         changed = sorted(k for k, v in current.items() if state["config"].get(k) != v)
         raise InputError(error.format(path=path.parent, changed=", ".join(changed)))
     return state
+
+
+def distinct_batches(n: int, batch_size: int, rng) -> Iterator[list[int]]:
+    """Endless batches of ``batch_size`` distinct indexes out of ``n``, each pass a fresh
+    permutation (an index never twice in one batch: it would be its own in-batch negative)."""
+    pool: list[int] = []
+    while True:
+        if len(pool) < batch_size:
+            fresh = list(range(n))
+            rng.shuffle(fresh)
+            taken = set(pool)
+            pool += [i for i in fresh if i not in taken]
+        chosen, pool = pool[:batch_size], pool[batch_size:]
+        yield chosen
+
+
+def remove_tree(path) -> None:
+    """Delete a checkpoint folder, if any (a finished or restarted run's ``.partial``)."""
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

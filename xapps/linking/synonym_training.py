@@ -155,7 +155,7 @@ def train_alignment(kb, out: str | Path, config: AlignmentConfig | None = None, 
     from tqdm.auto import tqdm
 
     from ..backbone import _resolve_source, resolve_device
-    from ..training import adamw, linear_warmup, take_step
+    from ..training import adamw, linear_warmup, remove_tree, take_step
 
     config = config or AlignmentConfig()
     out = Path(out)
@@ -177,7 +177,7 @@ def train_alignment(kb, out: str | Path, config: AlignmentConfig | None = None, 
         logger.info("Resuming alignment at step %d of %d from %s", record["step"],
                     config.steps, partial)
     elif partial.exists():
-        _remove_tree(partial)
+        remove_tree(partial)
     rng = random.Random(config.seed)
     # The sampler is replayed up to the resumed step, so a resumed run sees the same batches.
     batches = _batches(groups, config, rng)
@@ -204,20 +204,15 @@ def train_alignment(kb, out: str | Path, config: AlignmentConfig | None = None, 
                    "config": dataclasses.asdict(config)})
     _save_model(out, encoder, config, record)
     if partial.exists():
-        _remove_tree(partial)
+        remove_tree(partial)
     return record
 
 
 def _batches(groups, config: AlignmentConfig, rng: random.Random):
     """Endless batches of one pair per distinct concept, each pass a fresh permutation."""
-    pool: list[int] = []
-    while True:
-        if len(pool) < config.batch_size:
-            fresh = list(range(len(groups)))
-            rng.shuffle(fresh)
-            taken = set(pool)
-            pool += [i for i in fresh if i not in taken]
-        chosen, pool = pool[:config.batch_size], pool[config.batch_size:]
+    from ..training import distinct_batches
+
+    for chosen in distinct_batches(len(groups), config.batch_size, rng):
         pairs = [sample_pair(groups[i], rng, config.cross_lingual) for i in chosen]
         yield [a for a, _ in pairs], [b for _, b in pairs]
 
@@ -281,9 +276,3 @@ def _load_checkpoint(partial: Path, config, encoder, optimizer, scheduler) -> di
         raise InputError(Errors.E086.format(path=partial, changed="model weights"))
     restore_optimizer(optimizer, scheduler, load_file(str(partial / OPTIMIZER_FILE)), state)
     return state["record"]
-
-
-def _remove_tree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)

@@ -269,7 +269,7 @@ def train_retriever(examples: Sequence[Example], out: str | Path,
     from tqdm.auto import tqdm
 
     from ..backbone import load_backbone
-    from ..training import linear_warmup, take_step
+    from ..training import linear_warmup, remove_tree, take_step
     from .colbert import ColBERTConfig, ColBERTEncoder
 
     config = config or RetrievalTrainingConfig()
@@ -300,7 +300,7 @@ def train_retriever(examples: Sequence[Example], out: str | Path,
         logger.info("Resuming retriever training at step %d of %d from %s", record["step"],
                     config.steps, partial)
     elif partial.exists():
-        _remove_tree(partial)
+        remove_tree(partial)
     rng = random.Random(config.seed)
     batches = _batches(examples, config, rng)
     for _ in range(record["step"]):  # replay the sampler so a resumed run sees the same data
@@ -331,7 +331,7 @@ def train_retriever(examples: Sequence[Example], out: str | Path,
     record["config"] = dataclasses.asdict(config)
     record["examples"] = len(examples)
     _save_encoder(out, encoder, record)
-    _remove_tree(partial)
+    remove_tree(partial)
     return record
 
 
@@ -368,16 +368,9 @@ def _trainable_state(encoder, config: RetrievalTrainingConfig) -> dict[str, Any]
 
 def _batches(examples: list[Example], config: RetrievalTrainingConfig,
              rng: random.Random) -> Iterator[list[Example]]:
-    """Endless batches, each pass over the examples a fresh permutation; no example twice in
-    a batch (its positive would be a false in-batch negative)."""
-    pool: list[int] = []
-    while True:
-        if len(pool) < config.batch_size:
-            fresh = list(range(len(examples)))
-            rng.shuffle(fresh)
-            taken = set(pool)
-            pool += [i for i in fresh if i not in taken]
-        chosen, pool = pool[:config.batch_size], pool[config.batch_size:]
+    from ..training import distinct_batches
+
+    for chosen in distinct_batches(len(examples), config.batch_size, rng):
         yield [examples[i] for i in chosen]
 
 
@@ -454,9 +447,3 @@ def _save_encoder(out: Path, encoder, record: dict) -> None:
     encoder.save(out)
     with atomic_file(out / RECORD_FILE) as tmp:
         tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-
-
-def _remove_tree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
