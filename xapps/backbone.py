@@ -219,6 +219,7 @@ class Backbone:
         self.prefixes: dict[str, str] = prompt_prefixes(name, path, self.info)
         self.max_length = _max_length(self.config, tokenizer, self.info)
         self._sha256: str | None = None
+        self._truncated: dict[int, object] = {}
 
     # ---------------------------------------------------------------- loading
     @classmethod
@@ -337,12 +338,51 @@ class Backbone:
         autocast = (torch.autocast(self.device.type, dtype=self.dtype)
                     if self.device.type == "cuda" and self.dtype != torch.float32
                     else _nullcontext())
+        n_layers = self.num_layers
+        if layer != -1 and not -n_layers - 1 <= layer <= n_layers:
+            raise ModelError(f"layer={layer} does not exist: {self.name} has {n_layers} layers "
+                             f"(0 = embeddings, {n_layers} or -1 = last). Pass a layer in range.")
+        depth = layer % (n_layers + 1) if layer != -1 else n_layers
+        # An intermediate layer of an encoder-only model: run only the layers below it (the
+        # rest would be computed and thrown away, half the cost for layer 6 of 12).
+        shallow = self._encoder_upto(depth) if depth < n_layers else None
         with autocast:
-            out = self.encoder(input_ids=input_ids.to(self.device),
-                               attention_mask=attention_mask.to(self.device),
-                               output_hidden_states=layer != -1, return_dict=True)
-        states = out.last_hidden_state if layer == -1 else out.hidden_states[layer]
+            module = shallow if shallow is not None else self.encoder
+            out = module(input_ids=input_ids.to(self.device),
+                         attention_mask=attention_mask.to(self.device),
+                         output_hidden_states=shallow is None and layer != -1, return_dict=True)
+        states = (out.last_hidden_state if shallow is not None or layer == -1
+                  else out.hidden_states[layer])
         return states.float()
+
+    @property
+    def num_layers(self) -> int:
+        return int(getattr(self.config, "num_hidden_layers", None)
+                   or getattr(self.config, "num_layers", 0))
+
+    def _encoder_upto(self, depth: int):
+        """The encoder cut after ``depth`` layers, sharing this one's weights; None where the
+        model does not keep its layers as ``encoder.layer`` (BERT / XLM-R / e5 do; T5 applies
+        a final norm after its blocks, so cutting it would change the states)."""
+        import copy
+
+        from torch import nn
+
+        if depth in self._truncated:
+            return self._truncated[depth]
+        top = self.encoder
+        inner = getattr(top, "encoder", None)
+        layers = getattr(inner, "layer", None)
+        shallow = None
+        if not self.is_seq2seq and isinstance(layers, nn.ModuleList) and depth < len(layers):
+            cut = copy.copy(inner)
+            cut._modules = dict(inner._modules)  # a shallow copy would share the module dict
+            cut.layer = nn.ModuleList(list(layers)[:depth])
+            shallow = copy.copy(top)
+            shallow._modules = dict(top._modules)
+            shallow.encoder = cut
+        self._truncated[depth] = shallow
+        return shallow
 
     def _forward(self, texts: Sequence[str], *, prompt, pooling, layer, batch_size, progress,
                  keep_tokens, max_length: int | None = None) -> list[TokenEmbeddings]:

@@ -183,3 +183,33 @@ class Errors:
     E094 = ("[E094] No attention projection layers to put LoRA adapters on were found in "
             "{model} (its linear layers include: {examples}). Pass "
             "LoraSettings(target_modules=[...]) with the suffixes of the layers to adapt.")
+    E130 = ("[E130] {where}: {tag!r} is not a BIO tag. Expected 'O', or B-, I-, E-, S-, L- or "
+            "U- and a label, such as 'B-PER' (IOB1, IOB2, BIOES or BILOU). Fix the tag, or "
+            "check that the tag is the last column.")
+    E131 = ("[E131] {where}: {reason}. Expected CoNLL: one token per line, the token in the "
+            "first column and its tag in the last (tab or space separated), a blank line "
+            "between sentences. Fix the line.")
+    E132 = ("[E132] Cannot tell the {role} format of '{path}': {reason}. Expected a file name "
+            "ending in {suffixes}, or the format named explicitly ({formats}).")
+    E133 = ("[E133] {where}: {reason}. Expected {expected}, with character offsets inside the "
+            "text. Fix the record.")
+    E134 = ("[E134] The source '{source}' has {n} sentences but the target '{target}' has {m}. "
+            "The files must be aligned: one target sentence per source sentence, in the same "
+            "order. Look for a missing or extra sentence, or pass the matching pair of files.")
+    E135 = ("[E135] {where}: {reason}, and no target file was given. Pass the translations with "
+            "--tgt FILE (one target sentence per source sentence, in the same order), or add "
+            "them to every source record (JSONL field 'translation', DocBin doc._.translation).")
+    E136 = ("[E136] {where}: the target sentence is empty. Spans cannot be projected onto an "
+            "empty sentence; translate the sentence or remove the pair from both files.")
+    E137 = ("[E137] {where}: {reason}. {format} output tags whole words, at most one entity per "
+            "word. Fix the spans or the words, or write JSONL, which keeps any character span.")
+    E138 = ("[E138] Cannot read '{path}' as a spaCy DocBin: {reason}. Expected a file written "
+            "by DocBin.to_disk (.spacy); convert other data with `python -m spacy convert`.")
+    E139 = ("[E139] {where}: entity '{id}' has no type. Projection carries labelled spans, so "
+            "every entity needs a type; set one or drop the entity.")
+    E140 = ("[E140] Pair {id} ('{source}...') has no target sentence and no MT model is "
+            "configured to translate it. Give the translations (--tgt FILE, or a "
+            "'translation' field) or set mt_model (--mt-model) to translate the sources first.")
+    E141 = ("[E141] {where}: the span [{start}, {end}) is not inside the source sentence "
+            "({n} characters). Spans are [start, end) character offsets with start < end; fix "
+            "the offsets.")

@@ -44,6 +44,10 @@ def register() -> None:
     if not Doc.has_extension("hits"):
         # Ranked [(doc_id, score), ...] for a query Doc, set by xm_retriever.
         Doc.set_extension("hits", default=None)
+    if not Doc.has_extension("translation"):
+        # The target-language text of a source Doc, for annotation projection; plain str, so
+        # it survives a DocBin written with store_user_data=True.
+        Doc.set_extension("translation", default=None)
     if not Token.has_extension("xapps_vector"):
         Token.set_extension("xapps_vector", getter=_token_vector)
     if not Span.has_extension("xapps_vector"):

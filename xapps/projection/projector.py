@@ -1,0 +1,277 @@
+"""The annotation projector: carries labelled spans from sentences onto their translations.
+
+For each source span, every admissible run of target words is a candidate (candidates.py);
+each candidate gets word-alignment evidence and contextual span similarity from one forward
+pass of the shared backbone over both sentences (alignment.py, scoring.py), plus a
+translation probability when an MT model is configured (translation.py); the weighted score
+picks at most one non-overlapping candidate per source span for the whole sentence
+(assignment.py). Sentences are encoded in length-sorted batches and only up to the chosen
+layer, which is where the speed over per-pair aligners comes from.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import Errors, InputError
+from .alignment import ALIGN_METHODS, subword_links, word_links
+from .assignment import ASSIGNMENTS, Choice, alignment_rule, assign
+from .candidates import CandidateGrid, max_candidate_words
+from .scoring import alignment_scores, similarity_scores
+from .types import ProjectedSpan, ProjectionPair, ProjectionResult
+from .words import segment, word_of_subword, words_covering
+
+logger = logging.getLogger("xapps")
+
+#: ``assignment`` values: the two candidate-based ones, and the aligner rule (ablation).
+PROJECTION_METHODS = ASSIGNMENTS + ("rule",)
+
+
+@dataclass
+class ProjectionConfig:
+    """Settings of :class:`AnnotationProjector`; the defaults are the benchmarked ones
+    (benchmarks/bench_projection.py, chosen on the first 200 Europarl sentences)."""
+
+    backbone: str = "me5-small"
+    layer: int = 6
+    alignment: str = "union"
+    temperature: float = 0.05
+    soft_threshold: float = 0.1
+    alignment_weight: float = 0.7
+    similarity_weight: float = 0.3
+    translation_weight: float = 0.3  # used only with an mt_model
+    threshold: float = 0.3
+    assignment_margin: float = 0.5
+    extra_words: int = 3
+    assignment: str = "global"
+    top_k: int = 8
+    mt_model: str | None = None
+    mt_source_lang: str | None = None
+    mt_target_lang: str | None = None
+    batch_size: int = 32
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        _choice("alignment", self.alignment, ALIGN_METHODS)
+        _choice("assignment", self.assignment, PROJECTION_METHODS)
+        for name in ("alignment_weight", "similarity_weight", "translation_weight",
+                     "temperature", "soft_threshold"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or value < 0:
+                raise InputError(Errors.E074.format(what=f"ProjectionConfig.{name}",
+                                                    value=value, expected="a number >= 0"))
+        if self.temperature == 0:
+            raise InputError(Errors.E074.format(what="ProjectionConfig.temperature", value=0,
+                                                expected="a number > 0, such as 0.05"))
+        if self._weights() == (0, 0, 0):
+            raise InputError(Errors.E074.format(
+                what="the projection score weights", value="all 0",
+                expected="at least one of alignment_weight, similarity_weight (or "
+                         "translation_weight with an mt_model) above 0"))
+        for name in ("top_k", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise InputError(Errors.E074.format(what=f"ProjectionConfig.{name}",
+                                                    value=value, expected="an int >= 1"))
+        if not isinstance(self.extra_words, int) or self.extra_words < 0:
+            raise InputError(Errors.E074.format(what="ProjectionConfig.extra_words",
+                                                value=self.extra_words, expected="an int >= 0"))
+
+    def _weights(self) -> tuple[float, float, float]:
+        return (self.alignment_weight, self.similarity_weight,
+                self.translation_weight if self.mt_model else 0.0)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ProjectionConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InputError(Errors.E074.format(what="projection settings", value=unknown,
+                                                expected=f"names among {sorted(known)}"))
+        return cls(**data)
+
+
+def _choice(what: str, value: str, options: tuple[str, ...]) -> None:
+    if value not in options:
+        raise InputError(Errors.E083.format(value=value, options=list(options)) +
+                         f" (ProjectionConfig.{what})")
+
+
+class AnnotationProjector:
+    """Projects labelled spans onto translations. ``AnnotationProjector(layer=8)`` overrides
+    one setting of the default :class:`ProjectionConfig`."""
+
+    def __init__(self, config: ProjectionConfig | None = None, **overrides) -> None:
+        base = config.to_dict() if config is not None else {}
+        self.config = ProjectionConfig.from_dict({**base, **overrides})
+        self._backbone = None
+        self._translator = None
+
+    @property
+    def backbone(self):
+        if self._backbone is None:
+            from ..backbone import load_backbone
+
+            self._backbone = load_backbone(self.config.backbone, device=self.config.device)
+        return self._backbone
+
+    @property
+    def translator(self):
+        """The MT model that scores span pairs (and translates, for translate-train)."""
+        if self._translator is None and self.config.mt_model:
+            from .translation import Translator
+
+            self._translator = Translator(self.config.mt_model,
+                                          source_lang=self.config.mt_source_lang,
+                                          target_lang=self.config.mt_target_lang,
+                                          device=self.config.device)
+        return self._translator
+
+    # ------------------------------------------------------------------ projection
+    def project(self, pairs: Iterable[ProjectionPair], *, chunk_size: int = 512,
+                progress: bool | None = None) -> Iterator[ProjectionResult]:
+        """Project every pair, streaming: pairs are read, encoded and yielded ``chunk_size``
+        at a time, so memory stays bounded by the chunk. A pair without a target is
+        translated first when an MT model is configured (translate-train)."""
+        from tqdm.auto import tqdm
+
+        bar = tqdm(desc="projecting", unit="pair", disable=progress is False,
+                   total=len(pairs) if hasattr(pairs, "__len__") else None)
+        try:
+            chunk: list[ProjectionPair] = []
+            for pair in pairs:
+                chunk.append(pair)
+                if len(chunk) >= chunk_size:
+                    yield from self._project_chunk(chunk)
+                    bar.update(len(chunk))
+                    chunk = []
+            if chunk:
+                yield from self._project_chunk(chunk)
+                bar.update(len(chunk))
+        finally:
+            bar.close()
+
+    def project_one(self, pair: ProjectionPair) -> ProjectionResult:
+        return next(iter(self._project_chunk([pair])))
+
+    def _project_chunk(self, pairs: list[ProjectionPair]) -> list[ProjectionResult]:
+        self._fill_translations(pairs)
+        for i, pair in enumerate(pairs):
+            _check_pair(pair, i)
+        texts = [p.source for p in pairs] + [p.target for p in pairs]
+        embedded = self.backbone.embed_tokens(texts, layer=self.config.layer,
+                                              batch_size=self.config.batch_size,
+                                              progress=False)
+        n = len(pairs)
+        return [self._project_pair(pair, embedded[i], embedded[n + i])
+                for i, pair in enumerate(pairs)]
+
+    def _fill_translations(self, pairs: list[ProjectionPair]) -> None:
+        missing = [p for p in pairs if not p.target.strip()]
+        if not missing:
+            return
+        if self.translator is None:
+            raise InputError(Errors.E140.format(id=missing[0].id or "(no id)",
+                                                source=missing[0].source[:60]))
+        for pair, translation in zip(missing, self.translator.translate(
+                [p.source for p in missing])):
+            pair.target, pair.target_words = translation, None
+
+    def _project_pair(self, pair: ProjectionPair, src, tgt) -> ProjectionResult:
+        import torch
+
+        cfg = self.config
+        src_words = pair.source_words or segment(pair.source, pair.source_lang, src.offsets)
+        tgt_words = pair.target_words or segment(pair.target, pair.target_lang, tgt.offsets)
+        src_of = word_of_subword(src.offsets, src_words)
+        tgt_of = word_of_subword(tgt.offsets, tgt_words)
+        spans = [words_covering(src_words, s.start, s.end) for s in pair.spans]
+        device = self.backbone.device
+        links, _ = subword_links(torch.from_numpy(src.vectors).to(device),
+                                 torch.from_numpy(tgt.vectors).to(device),
+                                 method=cfg.alignment, temperature=cfg.temperature,
+                                 threshold=cfg.soft_threshold)
+        links = word_links(links, src_of, tgt_of, len(src_words), len(tgt_words))
+        if cfg.assignment == "rule":
+            choices = alignment_rule(links, spans)
+        else:
+            options = self._score_candidates(pair, src, tgt, src_of, tgt_of, tgt_words, spans,
+                                             links)
+            choices = assign(options, threshold=cfg.threshold, margin=cfg.assignment_margin,
+                             top_k=cfg.top_k, method=cfg.assignment)
+        return _result(pair, tgt_words, choices)
+
+    def _score_candidates(self, pair, src, tgt, src_of, tgt_of, tgt_words, spans, links):
+        cfg = self.config
+        words_text = [pair.target[s:e] for s, e in tgt_words]
+        longest = max((max_candidate_words(e - s, cfg.extra_words) for s, e in spans),
+                      default=0)
+        grid = CandidateGrid(words_text, longest)
+        src_vecs = _unit_rows(src.vectors)
+        tgt_vecs = _unit_rows(tgt.vectors)
+        word_sums = np.zeros((len(tgt_words), tgt_vecs.shape[1]), dtype=np.float32)
+        ok = tgt_of >= 0
+        np.add.at(word_sums, tgt_of[ok], tgt_vecs[ok])
+        cum = np.concatenate([np.zeros((1, word_sums.shape[1]), np.float32),
+                              np.cumsum(word_sums, axis=0)])
+        w_align, w_sim, w_mt = cfg._weights()
+        total = w_align + w_sim + w_mt
+        options = []
+        for span_index, (s, e) in enumerate(spans):
+            starts, ends = grid.up_to(max_candidate_words(e - s, cfg.extra_words))
+            in_span = (src_of >= s) & (src_of < e)
+            if e <= s or not len(starts) or not in_span.any():
+                options.append((starts[:0], ends[:0], np.zeros(0)))
+                continue
+            score = np.zeros(len(starts))
+            if w_align:
+                score += w_align * alignment_scores(links, (s, e), starts, ends)
+            if w_sim:
+                score += w_sim * similarity_scores(src_vecs[in_span].mean(axis=0), cum,
+                                                   starts, ends)
+            if w_mt:
+                score = self._add_translation(pair, span_index, tgt_words, starts, ends, score,
+                                              w_mt)
+            options.append((starts, ends, score / total))
+        return options
+
+    def _add_translation(self, pair, span_index, tgt_words, starts, ends, score, weight):
+        """Translation probability for the span's best candidates only (``top_k`` of them):
+        scoring every word run with a seq2seq model would cost one decoder pass each."""
+        best = np.argsort(-score, kind="stable")[:self.config.top_k]
+        span = pair.spans[span_index]
+        texts = [pair.target[tgt_words[starts[j]][0]:tgt_words[ends[j] - 1][1]] for j in best]
+        probs = self.translator.span_scores([pair.source[span.start:span.end]] * len(best),
+                                            texts)
+        out = score.copy()
+        out[best] += weight * probs
+        return out
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9)
+
+
+def _check_pair(pair: ProjectionPair, i: int) -> None:
+    where = pair.id or f"pair {i}"
+    for span in pair.spans:
+        if not (0 <= span.start < span.end <= len(pair.source)):
+            raise InputError(Errors.E141.format(where=where, start=span.start, end=span.end,
+                                                n=len(pair.source)))
+
+
+def _result(pair: ProjectionPair, tgt_words, choices: list[Choice]) -> ProjectionResult:
+    projected = sorted(
+        (ProjectedSpan(tgt_words[c.start][0], tgt_words[c.end - 1][1],
+                       pair.spans[c.source_index].label, c.source_index, round(c.score, 6))
+         for c in choices), key=lambda p: (p.start, p.end))
+    chosen = {c.source_index for c in choices}
+    return ProjectionResult(pair, projected, list(tgt_words),
+                            [i for i in range(len(pair.spans)) if i not in chosen])
