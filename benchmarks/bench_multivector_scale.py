@@ -48,7 +48,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from readme_table import write_block
+from readme_table import cpu_name, write_block
 
 HERE = Path(__file__).resolve().parent
 DIM = 128
@@ -262,22 +262,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(sizes[-1]), flush=True)
     result = {"benchmark": "multivector_scale", "date": time.strftime("%Y-%m-%d %H:%M"),
               "command": "python benchmarks/bench_multivector_scale.py " + " ".join(own),
-              "cpu": _cpu(), "threads": args.threads, "dim": DIM, "tokens_per_doc": TOKENS, "n_centres": N_CENTRES,
+              "cpu": cpu_name(), "threads": args.threads, "dim": DIM, "tokens_per_doc": TOKENS,
+              "n_centres": N_CENTRES,
               "queries": QUERIES, "query_tokens": QUERY_TOKENS, "sizes": sizes}
     out = HERE / "results" / "multivector_scale.json"
     out.write_text(json.dumps(result, indent=2), encoding="utf-8")
     write_table(result)
     return 0
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores"
 
 
 def write_table(result: dict) -> None:

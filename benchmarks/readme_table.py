@@ -1,6 +1,7 @@
 """Rewrite one benchmark's block of benchmarks/README.md, between its start/end markers."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 README = Path(__file__).resolve().parent / "README.md"
@@ -18,3 +19,14 @@ def write_block(name: str, lines: list[str], heading: str) -> None:
     else:
         text = text.rstrip() + f"\n\n## {heading}\n\n" + block + "\n"
     README.write_text(text, encoding="utf-8")
+
+
+def cpu_name() -> str:
+    """The CPU model and core count, for the line above a table."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores"

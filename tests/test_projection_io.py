@@ -239,6 +239,17 @@ def test_pairs_docbin_translation(tmp_path):
         list(read_pairs(tmp_path / "lost.spacy"))
 
 
+def test_pairs_docbin_translation_doc_fixes_target_words(tmp_path):
+    extensions.register()
+    doc = spacy.blank("en")("Bob lives in Rome")
+    doc.ents = [doc.char_span(0, 3, "PER")]
+    doc._.translation = spacy.blank("es")("Bob vive en Roma")
+    DocBin(store_user_data=True, docs=[doc]).to_disk(tmp_path / "s.spacy")
+    (pair,) = read_pairs(tmp_path / "s.spacy", source_lang="en")
+    assert pair.target == "Bob vive en Roma"
+    assert pair.target_words == [(0, 3), (4, 8), (9, 11), (12, 16)]
+
+
 def test_pairs_docbin_not_a_docbin(tmp_path):
     src = write(tmp_path / "s.spacy", "not a docbin")
     with pytest.raises(InputError, match=r"\[E138\] Cannot read .*s.spacy' as a spaCy DocBin"):
@@ -421,3 +432,22 @@ def test_doc_translation_extension():
     extensions.register()
     doc = Doc(spacy.blank("xx").vocab, words=["a"])
     assert doc._.translation is None
+
+
+def test_pairs_without_target_for_translate_train(tmp_path):
+    conll = write(tmp_path / "s.conll", "Bob\tB-PER\n\nRome\tB-LOC\n")
+    assert [(p.source, p.target, p.target_words) for p in
+            read_pairs(conll, require_target=False)] == [("Bob", "", None), ("Rome", "", None)]
+    kb = tmp_path / "kb.json"
+    write_bigbio_kb([Document("d1", "pain", "en", [Entity("T1", "pain", [(0, 4)], "DISO")])], kb)
+    assert [p.target for p in read_pairs(kb, require_target=False)] == [""]
+    # a record's own translation is still used; an empty one is still an error
+    src = write(tmp_path / "s.jsonl", '{"text": "a", "translation": "b"}\n{"text": "c"}\n')
+    assert [p.target for p in read_pairs(src, require_target=False)] == ["b", ""]
+    write(src, '{"text": "a", "translation": " "}\n')
+    with pytest.raises(InputError, match=rf"\[E136\] {src}:1: the target sentence is empty"):
+        list(read_pairs(src, require_target=False))
+    extensions.register()
+    doc = spacy.blank("en")("Bob")
+    DocBin(docs=[doc]).to_disk(tmp_path / "lost.spacy")
+    assert [p.target for p in read_pairs(tmp_path / "lost.spacy", require_target=False)] == [""]

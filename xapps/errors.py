@@ -197,8 +197,9 @@ class Errors:
             "The files must be aligned: one target sentence per source sentence, in the same "
             "order. Look for a missing or extra sentence, or pass the matching pair of files.")
     E135 = ("[E135] {where}: {reason}, and no target file was given. Pass the translations with "
-            "--tgt FILE (one target sentence per source sentence, in the same order), or add "
-            "them to every source record (JSONL field 'translation', DocBin doc._.translation).")
+            "--tgt FILE (one target sentence per source sentence, in the same order), add "
+            "them to every source record (JSONL field 'translation', DocBin doc._.translation), "
+            "or translate the sources with --mt-model MODEL (translate-train).")
     E136 = ("[E136] {where}: the target sentence is empty. Spans cannot be projected onto an "
             "empty sentence; translate the sentence or remove the pair from both files.")
     E137 = ("[E137] {where}: {reason}. {format} output tags whole words, at most one entity per "
@@ -213,3 +214,18 @@ class Errors:
     E141 = ("[E141] {where}: the span [{start}, {end}) is not inside the source sentence "
             "({n} characters). Spans are [start, end) character offsets with start < end; fix "
             "the offsets.")
+    E142 = ("[E142] Component '{name}': the doc '{text}' has no translation to project its "
+            "spans onto (its translation is {value!r}). Set doc._.translation to the target "
+            "text (a str, or a Doc whose tokens are the target words) before the pipeline runs, "
+            "call nlp.get_pipe('{name}').project_pair(doc, translation), or set mt_model in the "
+            "component's config to translate the sources first.")
+    E143 = ("[E143] Component '{name}': {n} source docs were given with {m} targets. "
+            "project_pairs takes one target (a str or a Doc) per source doc, in the same order.")
+    E144 = ("[E144] Component '{name}': the projected span [{start}, {end}) of the target "
+            "'{text}' does not fall on its tokens. The projector's target words must match the "
+            "Doc's tokens; pass the translation as a Doc to fix the tokenisation.")
+    E145 = ("[E145] '{path}' is not a saved {factory} component: {reason}. Save the pipeline "
+            "again with nlp.to_disk().")
+    E150 = ("[E150] The MT model {model!r} is not a sequence-to-sequence model ({model_type}). "
+            "Translation scoring and translate-train need a Hugging Face translation model such "
+            "as Marian (Helsinki-NLP/opus-mt-*), M2M100 or NLLB, given as a local folder.")

@@ -6,8 +6,23 @@ them through spaCy's user hooks.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+import srsly
 from spacy.tokens import Doc, Span, Token
+
+#: Span-group attrs written by annotation_projector, aligned with the group's spans: the
+#: score that chose each span and the index of the source span it came from; "unprojected"
+#: lists the source spans that found no counterpart.
+PROJECTION_SCORES = "projection_scores"
+PROJECTION_SOURCES = "projection_source_indices"
+PROJECTION_UNPROJECTED = "projection_unprojected"
+
+# The keys spaCy gives a plain Doc extension, so values stored before stay readable.
+_PROJECTION_KEY = ("._.", "projection", None, None)
+_TRANSLATION_KEY = ("._.", "translation", None, None)
+_DOC_MARK = "__xapps_doc__"
 
 
 def _token_vector(token: Token):
@@ -25,6 +40,69 @@ def _span_vector(span: Span):
     if len(covered) == 0:
         return np.zeros(vectors.shape[1], dtype=np.float32)
     return covered.mean(axis=0)
+
+
+def _encode_doc(obj, chain=None):
+    """srsly msgpack encoder: a Doc held in user_data (``doc._.projection``, a Doc
+    ``doc._.translation``) becomes plain data, so the Doc holding it can still be written."""
+    if isinstance(obj, Doc):
+        return {_DOC_MARK: obj.lang_ or "xx", "bytes": obj.to_bytes()}
+    return obj if chain is None else chain(obj)
+
+
+def doc_from_data(value):
+    """The Doc that :func:`_encode_doc` wrote, rebuilt on the blank vocab of its language;
+    any other value unchanged."""
+    if isinstance(value, dict) and _DOC_MARK in value:
+        return Doc(_blank_vocab(value[_DOC_MARK])).from_bytes(value["bytes"])
+    return value
+
+
+@functools.lru_cache(maxsize=64)
+def _blank_vocab(lang: str):
+    from .languages import blank
+
+    try:
+        return blank(lang).vocab
+    except (ValueError, ImportError):
+        return blank("xx").vocab
+
+
+def _get_stored_doc(doc: Doc, key: tuple):
+    """The value under ``key``, a Doc rebuilt (once) from what :func:`_encode_doc` wrote."""
+    value = doc.user_data.get(key)
+    if isinstance(value, dict):
+        value = doc_from_data(value)
+        doc.user_data[key] = value
+    return value
+
+
+def _get_projection(doc: Doc):
+    return _get_stored_doc(doc, _PROJECTION_KEY)
+
+
+def _set_projection(doc: Doc, value) -> None:
+    doc.user_data[_PROJECTION_KEY] = value
+
+
+def _get_translation(doc: Doc):
+    return _get_stored_doc(doc, _TRANSLATION_KEY)
+
+
+def _set_translation(doc: Doc, value) -> None:
+    doc.user_data[_TRANSLATION_KEY] = value
+
+
+def _projection_score(span: Span):
+    for group in span.doc.spans.values():
+        scores = group.attrs.get(PROJECTION_SCORES)
+        if scores is None:
+            continue
+        for other, score in zip(group, scores):
+            if (other.start_char, other.end_char, other.label) == (
+                    span.start_char, span.end_char, span.label):
+                return score
+    return None
 
 
 def register() -> None:
@@ -45,13 +123,27 @@ def register() -> None:
         # Ranked [(doc_id, score), ...] for a query Doc, set by xm_retriever.
         Doc.set_extension("hits", default=None)
     if not Doc.has_extension("translation"):
-        # The target-language text of a source Doc, for annotation projection; plain str, so
-        # it survives a DocBin written with store_user_data=True.
-        Doc.set_extension("translation", default=None)
+        # The target-language text of a source Doc, for annotation projection: a str, or a
+        # Doc whose tokens fix the target words. Both survive a DocBin written with
+        # store_user_data=True (a Doc through the msgpack encoder registered below).
+        Doc.set_extension("translation", getter=_get_translation, setter=_set_translation)
+    if not Doc.has_extension("projection"):
+        # The target Doc that annotation_projector made from this (source) Doc: projected
+        # spans as its ents and in a span group. Stored in user_data; a Doc value is written
+        # by DocBin / Doc.to_bytes / nlp.pipe(n_process>1) as plain data (_encode_doc) and
+        # rebuilt on first access after loading.
+        Doc.set_extension("projection", getter=_get_projection, setter=_set_projection)
+    if not Span.has_extension("projection_score"):
+        # The score that chose a projected span (float in [0, 1]); None for a span that
+        # annotation_projector did not project. Read from the span-group attrs
+        # (PROJECTION_SCORES), which DocBin keeps even without store_user_data.
+        Span.set_extension("projection_score", getter=_projection_score)
     if not Token.has_extension("xapps_vector"):
         Token.set_extension("xapps_vector", getter=_token_vector)
     if not Span.has_extension("xapps_vector"):
         Span.set_extension("xapps_vector", getter=_span_vector)
+    # Writes a Doc held in user_data as plain data (a dict write: cheap to repeat).
+    srsly.msgpack_encoders.register("xapps.doc", func=_encode_doc)
 
 
 # --- user hooks: module-level functions so that hooked Docs still pickle by reference ------

@@ -12,6 +12,8 @@ from spacy.language import Language
 from . import extensions  # noqa: F401  (registers the Doc/Span/Token attributes)
 from .encoder import XappsEncoder
 from .linking.component import XmenLinker
+from .projection.component import DEFAULT_CONFIG as PROJECTOR_CONFIG
+from .projection.component import AnnotationProjectorComponent, with_config_signature
 from .retrieval.component import XmRetriever
 
 
@@ -63,3 +65,18 @@ def make_xm_retriever(nlp: Language, name: str, retriever: Optional[str], k: int
                       batch_size: int) -> XmRetriever:
     return XmRetriever(nlp, name, retriever=retriever, k=k, nprobe=nprobe,
                        n_candidates=n_candidates, batch_size=batch_size)
+
+
+@Language.factory(
+    "annotation_projector",
+    # Every ProjectionConfig field with its default (read from the dataclass, so the two
+    # cannot drift), plus source, target_key and target_lang; with_config_signature turns
+    # them into typed keyword parameters for spaCy's config validation.
+    default_config=PROJECTOR_CONFIG,
+    assigns=["doc._.projection"],
+    requires=["doc._.translation"],
+)
+@with_config_signature
+def make_annotation_projector(nlp: Language, name: str,
+                              **cfg) -> AnnotationProjectorComponent:
+    return AnnotationProjectorComponent(nlp, name, **cfg)

@@ -14,6 +14,7 @@ from .index import index
 from .kb import kb
 from .link import link
 from .models import models
+from .project import project
 from .retrieval import retrieval
 
 
@@ -45,3 +46,4 @@ main.add_command(demo)
 main.add_command(kb)
 main.add_command(link)
 main.add_command(retrieval)
+main.add_command(project)

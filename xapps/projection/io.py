@@ -273,19 +273,21 @@ def _offsets(value: object, field: str, text: str, where: str,
 
 def read_pairs(source: str | os.PathLike, target: str | os.PathLike | None = None, *,
                source_format: str | None = None, target_format: str | None = None,
-               source_lang: str | None = None,
-               target_lang: str | None = None) -> Iterator[ProjectionPair]:
+               source_lang: str | None = None, target_lang: str | None = None,
+               require_target: bool = True) -> Iterator[ProjectionPair]:
     """Yield a :class:`ProjectionPair` per source sentence or document.
 
     The translations come from ``target``, zipped in order with the source (a count mismatch
     is E134, raised when the shorter file ends), or without it from the source itself (JSONL
     ``translation``, DocBin ``doc._.translation``); a given ``target`` wins over those. CoNLL
     and DocBin fix the source words, CoNLL and JSONL ``words`` the target words. Formats and
-    the need for a target are checked here, before the first pair is read.
+    the need for a target are checked here, before the first pair is read. With
+    ``require_target=False`` a source without a translation is no error (E135): its pair
+    comes with target ``""``, for a projector with an MT model to translate (translate-train).
     """
     source = Path(source)
     fmt = _format_of(source, source_format, SOURCE_FORMATS, "source", gz=True)
-    if target is None and fmt in ("conll", "bigbio"):
+    if target is None and require_target and fmt in ("conll", "bigbio"):
         raise InputError(Errors.E135.format(where=source,
                                             reason=f"a {fmt} source holds no translations"))
     targets = None if target is None else read_targets(target, target_format)
@@ -295,9 +297,11 @@ def read_pairs(source: str | os.PathLike, target: str | os.PathLike | None = Non
     elif fmt == "bigbio":
         pairs = _bigbio_pairs(source, source_lang, target_lang)
     elif fmt == "jsonl":
-        pairs = _jsonl_pairs(source, source_lang, target_lang, own_target=targets is None)
+        pairs = _jsonl_pairs(source, source_lang, target_lang, own_target=targets is None,
+                             require_target=require_target)
     else:
-        pairs = _docbin_pairs(source, source_lang, target_lang, own_target=targets is None)
+        pairs = _docbin_pairs(source, source_lang, target_lang, own_target=targets is None,
+                              require_target=require_target)
     return pairs if targets is None else _zip(pairs, targets, source, Path(target))
 
 
@@ -316,7 +320,7 @@ def _zip(pairs: Iterator[ProjectionPair], targets: Iterator[tuple[str, Offsets |
 
 
 def _jsonl_pairs(path: Path, source_lang: str | None, target_lang: str | None, *,
-                 own_target: bool) -> Iterator[ProjectionPair]:
+                 own_target: bool, require_target: bool = True) -> Iterator[ProjectionPair]:
     for where, obj in iter_json_lines(path, _lines(path, _SOURCE_JSONL)):
         if not isinstance(obj, dict):
             raise _bad(where, f"a {type(obj).__name__}, not an object", _SOURCE_JSONL)
@@ -328,8 +332,8 @@ def _jsonl_pairs(path: Path, source_lang: str | None, target_lang: str | None, *
                               _offsets(obj.get("words"), "words", text, where, _SOURCE_JSONL),
                               id=None if obj.get("id") is None else str(obj["id"]),
                               source_lang=source_lang, target_lang=target_lang)
-        if own_target:
-            translation = obj.get("translation")
+        translation = obj.get("translation")
+        if own_target and (translation is not None or require_target):
             if translation is None:
                 raise InputError(Errors.E135.format(
                     where=where, reason="the record has no 'translation' field"))
@@ -387,7 +391,7 @@ def _bigbio_pairs(path: Path, source_lang: str | None,
 
 
 def _docbin_pairs(path: Path, source_lang: str | None, target_lang: str | None, *,
-                  own_target: bool) -> Iterator[ProjectionPair]:
+                  own_target: bool, require_target: bool = True) -> Iterator[ProjectionPair]:
     """``doc.ents`` as spans, the non-space tokens as source words; ``doc._.translation``
     survives only a DocBin written with ``store_user_data=True``."""
     extensions.register()
@@ -403,15 +407,20 @@ def _docbin_pairs(path: Path, source_lang: str | None, target_lang: str | None, 
                               [LabeledSpan(e.start_char, e.end_char, e.label_) for e in doc.ents],
                               [(t.idx, t.idx + len(t)) for t in doc if not t.is_space],
                               source_lang=source_lang, target_lang=target_lang)
-        if own_target:
+        if own_target and (doc._.translation is not None or require_target):
             where = f"{path} doc {i}"
             if doc._.translation is None:
                 raise InputError(Errors.E135.format(
                     where=where, reason="doc._.translation is not set (write the DocBin with "
                                         "store_user_data=True to keep it)"))
-            if not doc._.translation.strip():
+            translation = doc._.translation
+            if isinstance(translation, Doc):  # a tokenised translation fixes the target words
+                pair.target_words = [(t.idx, t.idx + len(t)) for t in translation
+                                     if not t.is_space]
+                translation = translation.text
+            if not translation.strip():
                 raise InputError(Errors.E136.format(where=where))
-            pair.target = doc._.translation
+            pair.target = translation
         yield pair
 
 
@@ -511,7 +520,7 @@ def _write_docbin(results: Iterable[ProjectionResult], tmp: Path) -> int:
             blanks[lang] = spacy.blank(lang)
         target, where = result.pair.target, _where(result, i)
         if result.target_words:
-            doc = Doc(blanks[lang].vocab, *_words_and_spaces(target, result.target_words))
+            doc = Doc(blanks[lang].vocab, *words_and_spaces(target, result.target_words))
             if doc.text != target:
                 raise InputError(Errors.E137.format(
                     where=where, reason="the target words overlap or are out of order",
@@ -536,7 +545,7 @@ def _write_docbin(results: Iterable[ProjectionResult], tmp: Path) -> int:
     return len(doc_bin)
 
 
-def _words_and_spaces(text: str, words: Offsets) -> tuple[list[str], list[bool]]:
+def words_and_spaces(text: str, words: Offsets) -> tuple[list[str], list[bool]]:
     """spaCy words and spaces that rebuild ``text``: one space after a word is its trailing
     space, any other gap becomes a token of its own (as spaCy keeps whitespace)."""
     tokens: list[str] = []

@@ -1,0 +1,182 @@
+"""`xapps project`: carry labelled spans from source sentences onto their translations."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from ..projection.alignment import ALIGN_METHODS
+from ..projection.projector import PROJECTION_METHODS, ProjectionConfig
+from ..projection.types import ProjectionResult
+
+logger = logging.getLogger("xapps")
+
+_DEFAULTS = ProjectionConfig()
+
+#: CLI option -> ProjectionConfig field, for the options that --config can also set.
+_SETTINGS = {"backbone": "backbone", "layer": "layer", "alignment": "alignment",
+             "threshold": "threshold", "assignment": "assignment",
+             "alignment_weight": "alignment_weight", "similarity_weight": "similarity_weight",
+             "translation_weight": "translation_weight", "mt_model": "mt_model",
+             "mt_src_lang": "mt_source_lang", "mt_tgt_lang": "mt_target_lang",
+             "batch_size": "batch_size", "device": "device", "dtype": "dtype",
+             "quantize": "quantize"}
+
+
+def _help(field: str, text: str) -> str:
+    """Help with ProjectionConfig's default: the options themselves default to None, so that
+    only the ones given override --config."""
+    return f"{text}  [default: {getattr(_DEFAULTS, field)}]"
+
+
+@click.command("project")
+@click.option("--src", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Labelled source: CoNLL (.conll/.bio/.iob/.tsv), span JSONL (.jsonl), "
+                   "BigBIO KB (.json/.bigbio.jsonl) or spaCy DocBin (.spacy); .gz read too.")
+@click.option("--tgt", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Translations, one per source sentence in order: text (.txt, one per "
+                   "line), CoNLL or JSONL. Default: the source's own (JSONL 'translation', "
+                   "DocBin doc._.translation), or translated with --mt-model.")
+@click.option("--out", required=True, type=click.Path(),
+              help="Projected output: CoNLL, JSONL, BigBIO or DocBin (format from the "
+                   "ending or --out-format); written atomically.")
+@click.option("--src-format", default=None,
+              help="conll, jsonl, bigbio or docbin (default: from the file name).")
+@click.option("--tgt-format", default=None,
+              help="txt, conll or jsonl (default: from the file name).")
+@click.option("--out-format", default=None,
+              help="conll, jsonl, bigbio or docbin (default: from the file name).")
+@click.option("--src-lang", default=None,
+              help="Source language code (tokenisation; BigBIO documents carry their own).")
+@click.option("--tgt-lang", default=None,
+              help="Target language code: spaCy's tokenizer for it splits the target words "
+                   "(default: language-neutral rules).")
+@click.option("--include-source", is_flag=True,
+              help="JSONL output: also write each source text and its spans.")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="JSON object of ProjectionConfig fields; the options below "
+                                 "override it.")
+@click.option("--backbone", default=None,
+              help=_help("backbone", "Installed model name, local model folder or hub name."))
+@click.option("--layer", type=int, default=None,
+              help=_help("layer", "Backbone layer whose subword vectors align the words."))
+@click.option("--alignment", type=click.Choice(ALIGN_METHODS), default=None,
+              help=_help("alignment", "How subword similarities become word alignments."))
+@click.option("--threshold", type=float, default=None,
+              help=_help("threshold", "A source span is projected only if its best candidate "
+                                      "scores above this (the weighted score)."))
+@click.option("--assignment", type=click.Choice(PROJECTION_METHODS), default=None,
+              help=_help("assignment", "global: the best non-overlapping candidates per "
+                                       "sentence; greedy: best first; rule: the aligner rule "
+                                       "without candidates (ablation)."))
+@click.option("--alignment-weight", type=float, default=None,
+              help=_help("alignment_weight", "Weight of the word-alignment evidence."))
+@click.option("--similarity-weight", type=float, default=None,
+              help=_help("similarity_weight", "Weight of the contextual span similarity."))
+@click.option("--translation-weight", type=float, default=None,
+              help=_help("translation_weight", "Weight of the MT model's span translation "
+                                               "probability (used with --mt-model only)."))
+@click.option("--mt-model", default=None,
+              help="Hugging Face MT model (NLLB, M2M100, Marian): translates sources that have "
+                   "no target (translate-train) and scores span translations.")
+@click.option("--mt-src-lang", default=None, help="The MT model's source language code.")
+@click.option("--mt-tgt-lang", default=None, help="The MT model's target language code.")
+@click.option("--batch-size", type=int, default=None,
+              help=_help("batch_size", "Sentences per backbone forward pass."))
+@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: GPU if present).")
+@click.option("--dtype", default=None,
+              help=_help("dtype", "fast (bf16 where the CPU or GPU computes it natively, same "
+                                  "F1 as fp32 on Europarl), float32, bfloat16 or float16."))
+@click.option("--quantize", type=click.Choice(["none", "int8"]), default=None,
+              help=_help("quantize", "int8: dynamic int8 linear layers on CPU (faster, about "
+                                     "1 F1 lower on Europarl)."))
+@click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's).")
+def project(src, tgt, out, src_format, tgt_format, out_format, src_lang, tgt_lang,
+            include_source, config_path, threads, **settings) -> None:
+    """Project labelled spans (entities, terms) from a source file onto its translations,
+    e.g. `xapps project --src en.conll --tgt de.txt --out de.conll`."""
+    from ..projection.io import output_format, read_pairs, write_results
+    from ..projection.projector import AnnotationProjector
+
+    _check_paths(Path(src), None if tgt is None else Path(tgt), Path(out))
+    fmt = output_format(out, out_format)
+    if include_source and fmt != "jsonl":
+        raise click.UsageError(f"--include-source applies to JSONL output only; {out} is "
+                               f"written as {fmt}.")
+    config = _config(config_path, settings)
+    # Checks formats and, unless an MT model will translate, that the source has targets.
+    pairs = read_pairs(src, tgt, source_format=src_format, target_format=tgt_format,
+                       source_lang=src_lang, target_lang=tgt_lang,
+                       require_target=tgt is not None or not config.mt_model)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    logger.debug("projection settings: %s", json.dumps(config.to_dict()))
+    projector = AnnotationProjector(config)
+    tally = _Tally()
+    started = time.perf_counter()
+    written = write_results(tally.count(projector.project(pairs, progress=True)), out, fmt,
+                            include_source=include_source)
+    seconds = time.perf_counter() - started
+    rate = written / max(seconds, 1e-9)
+    click.echo(f"projected {written} pairs: {tally.source_spans} source spans, "
+               f"{tally.projected} projected, {tally.unprojected} unprojected in "
+               f"{seconds:.1f} s ({rate:.{1 if rate >= 1 else 3}f} pairs/s); wrote {out} "
+               f"({fmt})", err=True)
+
+
+def _check_paths(src: Path, tgt: Path | None, out: Path) -> None:
+    """Refuse an output that would replace an input or a folder, before any model loads."""
+    target = out.resolve()
+    for option, path in (("--src", src), ("--tgt", tgt)):
+        if path is not None and path.resolve() == target:
+            raise click.UsageError(f"--out {out} is the {option} file; write the projection "
+                                   "to another file.")
+    if out.is_dir():
+        raise click.UsageError(f"--out {out} is a folder; give a file name such as "
+                               f"{out / 'projected.conll'}.")
+
+
+def _config(path: str | None, settings: dict) -> ProjectionConfig:
+    """ProjectionConfig from the --config file, overridden by the options given."""
+    data: dict = {}
+    if path is not None:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise click.BadParameter(f"cannot read {path}: {exc}",
+                                     param_hint="--config") from None
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"{path}:{exc.lineno} is not valid JSON ({exc.msg}).",
+                                     param_hint="--config") from None
+        if not isinstance(data, dict):
+            raise click.BadParameter(f"{path} holds a JSON {type(data).__name__}; expected an "
+                                     'object of ProjectionConfig fields, such as {"layer": 8}.',
+                                     param_hint="--config")
+    data.update({_SETTINGS[name]: value for name, value in settings.items()
+                 if value is not None})
+    return ProjectionConfig.from_dict(data)
+
+
+@dataclass
+class _Tally:
+    """Counts for the summary line, taken as the results stream past."""
+
+    pairs: int = 0
+    source_spans: int = 0
+    projected: int = 0
+    unprojected: int = 0
+
+    def count(self, results: Iterable[ProjectionResult]) -> Iterator[ProjectionResult]:
+        for result in results:
+            self.pairs += 1
+            self.source_spans += len(result.pair.spans)
+            self.projected += len(result.spans)
+            self.unprojected += len(result.unprojected)
+            yield result
