@@ -261,3 +261,18 @@ def test_translate_train(files, tmp_path, tiny, tiny_mt5_path):
         assert isinstance(row["text"], str) and row["text"].strip()  # translated
         assert len(row["spans"]) + len(row["unprojected"]) == len(row["source_spans"])
     assert summary(result)[:2] == (2, 3)
+
+
+def test_train_generator_then_project_with_it(files, tmp_path, tiny, tiny_mt5_path):
+    src, tgt = files
+    gen = tmp_path / "gen"
+    result = run("projection", "train-generator", "--data", src, "--model", tiny_mt5_path,
+                 "--out", gen, "--steps", 2, "--batch-size", 2)
+    assert result.exit_code == 0, result.output
+    assert "trained on 3 examples for 2 steps" in result.stderr  # PER, LOC; ORG
+    assert (gen / "generator.json").exists()
+    out = tmp_path / "de.jsonl"
+    result = run("project", "--src", src, "--tgt", tgt, "--out", out, "--generator-model", gen,
+                 "--generator-weight", 0.5, *tiny)
+    assert result.exit_code == 0, result.output
+    assert summary(result)[0] == 2

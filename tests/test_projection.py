@@ -240,3 +240,68 @@ def test_real_model_projects_europarl_entities(me5_small_path):
     predicted = [[s.labeled for s in r.spans] for r in projector.project(pairs, progress=False)]
     # 60 held-out pairs; the full benchmark (benchmarks/bench_projection.py) measures ~94.
     assert span_scores(gold, predicted)["f1"] >= 0.85
+
+
+# ------------------------------------------------------------------------------ generator
+def test_generator_examples_and_phrase_matching():
+    from xapps.projection.generator import candidate_runs, generator_examples, match_phrase
+
+    spans = [LabeledSpan(31, 39, "LOC"), LabeledSpan(4, 23, "ORG")]
+    assert generator_examples([(SOURCE, spans)]) == [
+        (f"LOC: {SOURCE}", "Brussels"), (f"ORG: {SOURCE}", "European Commission")]
+    words = [(0, 2), (3, 11), (12, 19), (20, 22), (23, 29), (30, 32), (33, 41)]
+    text = "La Comisión Europea se reunió en Bruselas"
+    assert match_phrase(text, words, "Comisión Europea") == [(1, 3)]
+    assert match_phrase(text, words, "omisión") == []  # not on word boundaries
+    assert candidate_runs({"Bruselas": 0.4, "en Bruselas": 0.2, "Roma": 0.9}, text, words) == {
+        (6, 7): 0.4, (5, 7): 0.2}
+
+
+def test_generator_trains_resumes_and_proposes(tmp_path, tiny_mt5_path):
+    from xapps.projection.generator import (
+        CandidateGenerator,
+        GeneratorTrainingConfig,
+        generator_examples,
+        train_generator,
+    )
+
+    examples = generator_examples([(SOURCE, [LabeledSpan(4, 23, "ORG")]),
+                                   (TARGET, [LabeledSpan(3, 19, "ORG")])] * 2)
+    config = GeneratorTrainingConfig(steps=4, batch_size=2, checkpoint_every=1,
+                                     max_target_length=8)
+
+    def stop_at_two(info):
+        if info["step"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_generator(examples, str(tiny_mt5_path), tmp_path / "gen", config,
+                        progress=False, callback=stop_at_two)
+    assert (tmp_path / "gen.partial" / "state.json").exists()
+    with pytest.raises(InputError, match="E152"):
+        train_generator(examples, str(tiny_mt5_path), tmp_path / "gen",
+                        GeneratorTrainingConfig(steps=5, batch_size=2, checkpoint_every=1),
+                        progress=False)
+    record = train_generator(examples, str(tiny_mt5_path), tmp_path / "gen", config,
+                             progress=False)
+    assert record["step"] == 4 and len(record["loss"]) == 4  # 1 checkpointed + 3 resumed
+    assert not (tmp_path / "gen.partial").exists()
+    assert (tmp_path / "gen" / "generator.json").exists()
+    generator = CandidateGenerator(str(tmp_path / "gen"), num_candidates=2, max_new_tokens=4)
+    proposals = generator.propose([TARGET], ["ORG"])
+    assert len(proposals) == 1 and all(0.0 <= p <= 1.0 for p in proposals[0].values())
+    with pytest.raises(InputError, match="E151"):
+        train_generator(examples[:1], str(tiny_mt5_path), tmp_path / "g2", config)
+
+
+def test_generator_proposals_become_candidates_even_beyond_the_length_limit(tiny_projector):
+    class Proposer:
+        def propose(self, texts, labels):
+            return [{"Comisión Europea se reunió en Bruselas": 1.0} for _ in texts]
+
+    projector = AnnotationProjector(tiny_projector.config, generator_model="stub",
+                                    generator_weight=50.0, extra_words=0)
+    projector._backbone, projector._generator = tiny_projector.backbone, Proposer()
+    pair = ProjectionPair(SOURCE, TARGET, [LabeledSpan(31, 39, "LOC")])  # 1 word -> limit 2
+    (span,) = projector.project_one(pair).spans
+    assert TARGET[span.start:span.end] == "Comisión Europea se reunió en Bruselas"

@@ -229,3 +229,8 @@ class Errors:
     E150 = ("[E150] The MT model {model!r} is not a sequence-to-sequence model ({model_type}). "
             "Translation scoring and translate-train need a Hugging Face translation model such "
             "as Marian (Helsinki-NLP/opus-mt-*), M2M100 or NLLB, given as a local folder.")
+    E151 = ("[E151] {n} generator training examples is fewer than batch_size={batch_size}. "
+            "Give more labelled sentences or lower --batch-size.")
+    E152 = ("[E152] The interrupted generator training in '{path}' was started with other "
+            "settings ({changed}). Re-run with the same settings to resume, or pass "
+            "resume=False (--no-resume) to start over.")

@@ -14,7 +14,7 @@ from .index import index
 from .kb import kb
 from .link import link
 from .models import models
-from .project import project
+from .project import project, projection
 from .retrieval import retrieval
 
 
@@ -47,3 +47,4 @@ main.add_command(kb)
 main.add_command(link)
 main.add_command(retrieval)
 main.add_command(project)
+main.add_command(projection)

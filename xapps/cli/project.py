@@ -25,7 +25,8 @@ _SETTINGS = {"backbone": "backbone", "layer": "layer", "alignment": "alignment",
              "translation_weight": "translation_weight", "mt_model": "mt_model",
              "mt_src_lang": "mt_source_lang", "mt_tgt_lang": "mt_target_lang",
              "batch_size": "batch_size", "device": "device", "dtype": "dtype",
-             "quantize": "quantize"}
+             "quantize": "quantize", "generator_model": "generator_model",
+             "generator_weight": "generator_weight"}
 
 
 def _help(field: str, text: str) -> str:
@@ -84,6 +85,12 @@ def _help(field: str, text: str) -> str:
 @click.option("--mt-model", default=None,
               help="Hugging Face MT model (NLLB, M2M100, Marian): translates sources that have "
                    "no target (translate-train) and scores span translations.")
+@click.option("--generator-model", default=None,
+              help="A span generator fine-tuned with `xapps projection train-generator`: its "
+                   "proposals become candidates (T-Projection's candidate step).")
+@click.option("--generator-weight", type=float, default=None,
+              help=_help("generator_weight", "Weight of the generator's probability (used "
+                                             "with --generator-model only)."))
 @click.option("--mt-src-lang", default=None, help="The MT model's source language code.")
 @click.option("--mt-tgt-lang", default=None, help="The MT model's target language code.")
 @click.option("--batch-size", type=int, default=None,
@@ -180,3 +187,44 @@ class _Tally:
             self.projected += len(result.spans)
             self.unprojected += len(result.unprojected)
             yield result
+
+
+@click.group("projection")
+def projection() -> None:
+    """Models for annotation projection (`xapps project` runs it)."""
+
+
+@projection.command("train-generator")
+@click.option("--data", "data_path", required=True, type=click.Path(exists=True),
+              help="Labelled source-language sentences: CoNLL, span JSONL, BigBIO or DocBin.")
+@click.option("--data-format", default=None, help="conll, jsonl, bigbio or docbin.")
+@click.option("--model", required=True,
+              help="The seq2seq model to fine-tune (an mT5 / mBART folder or hub name).")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Folder for the fine-tuned generator (pass it to --generator-model).")
+@click.option("--steps", type=int, default=1000, show_default=True)
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--lr", type=float, default=3e-4, show_default=True)
+@click.option("--checkpoint-every", type=int, default=200, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default=None, help="cpu, cuda ... (default: GPU if present).")
+@click.option("--no-resume", is_flag=True, help="Start over instead of resuming OUT.partial.")
+def train_generator_command(data_path, data_format, model, out, steps, batch_size, lr,
+                            checkpoint_every, seed, device, no_resume) -> None:
+    """Fine-tune a seq2seq model to write the spans of a label in a sentence, on labelled
+    source-language data; it then proposes target-language spans for `xapps project`."""
+    from ..projection.generator import (
+        GeneratorTrainingConfig,
+        generator_examples,
+        train_generator,
+    )
+    from ..projection.io import read_pairs
+
+    pairs = read_pairs(data_path, source_format=data_format, require_target=False)
+    examples = generator_examples((p.source, p.spans) for p in pairs)
+    config = GeneratorTrainingConfig(steps=steps, batch_size=batch_size, lr=lr,
+                                     checkpoint_every=checkpoint_every, seed=seed)
+    record = train_generator(examples, model, out, config, device=device,
+                             resume=not no_resume)
+    click.echo(f"trained on {record['examples']} examples for {record['step']} steps "
+               f"(last loss {record['loss'][-1]:.3f}); wrote {out}", err=True)

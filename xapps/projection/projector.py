@@ -3,7 +3,8 @@
 For each source span, every admissible run of target words is a candidate (candidates.py);
 each candidate gets word-alignment evidence and contextual span similarity from one forward
 pass of the shared backbone over both sentences (alignment.py, scoring.py), plus a
-translation probability when an MT model is configured (translation.py); the weighted score
+translation probability when an MT model is configured (translation.py) and the proposals of
+a fine-tuned generator when one is (generator.py, T-Projection's candidates); the weighted score
 picks at most one non-overlapping candidate per source span for the whole sentence
 (assignment.py). Sentences are encoded in length-sorted batches and only up to the chosen
 layer, which is where the speed over per-pair aligners comes from.
@@ -21,6 +22,7 @@ from ..errors import Errors, InputError
 from .alignment import ALIGN_METHODS, subword_links, word_links
 from .assignment import ASSIGNMENTS, Choice, alignment_rule, assign
 from .candidates import CandidateGrid, max_candidate_words
+from .generator import candidate_runs, generator_scores
 from .scoring import alignment_scores, similarity_scores
 from .types import ProjectedSpan, ProjectionPair, ProjectionResult
 from .words import segment, word_of_subword, words_covering
@@ -52,6 +54,9 @@ class ProjectionConfig:
     mt_model: str | None = None
     mt_source_lang: str | None = None
     mt_target_lang: str | None = None
+    generator_model: str | None = None
+    generator_weight: float = 0.3  # used only with a generator_model
+    generator_candidates: int = 4
     batch_size: int = 32
     device: str | None = None
     # "fast": bf16 on a CPU with native bf16 (AVX512-BF16 / AMX) and on GPUs, fp32 elsewhere;
@@ -64,7 +69,7 @@ class ProjectionConfig:
         _choice("alignment", self.alignment, ALIGN_METHODS)
         _choice("assignment", self.assignment, PROJECTION_METHODS)
         for name in ("alignment_weight", "similarity_weight", "translation_weight",
-                     "temperature", "soft_threshold"):
+                     "generator_weight", "temperature", "soft_threshold"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0:
                 raise InputError(Errors.E074.format(what=f"ProjectionConfig.{name}",
@@ -72,12 +77,13 @@ class ProjectionConfig:
         if self.temperature == 0:
             raise InputError(Errors.E074.format(what="ProjectionConfig.temperature", value=0,
                                                 expected="a number > 0, such as 0.05"))
-        if self._weights() == (0, 0, 0):
+        if not any(self._weights()):
             raise InputError(Errors.E074.format(
                 what="the projection score weights", value="all 0",
                 expected="at least one of alignment_weight, similarity_weight (or "
-                         "translation_weight with an mt_model) above 0"))
-        for name in ("top_k", "batch_size"):
+                         "translation_weight with an mt_model, generator_weight with a "
+                         "generator_model) above 0"))
+        for name in ("top_k", "batch_size", "generator_candidates"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise InputError(Errors.E074.format(what=f"ProjectionConfig.{name}",
@@ -86,9 +92,10 @@ class ProjectionConfig:
             raise InputError(Errors.E074.format(what="ProjectionConfig.extra_words",
                                                 value=self.extra_words, expected="an int >= 0"))
 
-    def _weights(self) -> tuple[float, float, float]:
+    def _weights(self) -> tuple[float, float, float, float]:
         return (self.alignment_weight, self.similarity_weight,
-                self.translation_weight if self.mt_model else 0.0)
+                self.translation_weight if self.mt_model else 0.0,
+                self.generator_weight if self.generator_model else 0.0)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -118,6 +125,7 @@ class AnnotationProjector:
         self.config = ProjectionConfig.from_dict({**base, **overrides})
         self._backbone = None
         self._translator = None
+        self._generator = None
 
     @property
     def backbone(self):
@@ -140,6 +148,18 @@ class AnnotationProjector:
                                           target_lang=self.config.mt_target_lang,
                                           device=self.config.device)
         return self._translator
+
+    @property
+    def generator(self):
+        """The fine-tuned seq2seq model proposing target spans (T-Projection's candidates)."""
+        if self._generator is None and self.config.generator_model:
+            from .generator import CandidateGenerator
+
+            self._generator = CandidateGenerator(
+                self.config.generator_model, device=self.config.device,
+                num_candidates=self.config.generator_candidates,
+                batch_size=self.config.batch_size)
+        return self._generator
 
     # ------------------------------------------------------------------ projection
     def project(self, pairs: Iterable[ProjectionPair], *, chunk_size: int = 256,
@@ -177,8 +197,23 @@ class AnnotationProjector:
                                               batch_size=self.config.batch_size,
                                               progress=False)
         n = len(pairs)
-        return [self._project_pair(pair, embedded[i], embedded[n + i])
+        proposals = self._proposals(pairs)
+        return [self._project_pair(pair, embedded[i], embedded[n + i], proposals[i])
                 for i, pair in enumerate(pairs)]
+
+    def _proposals(self, pairs: list[ProjectionPair]) -> list[dict[str, dict[str, float]]]:
+        """Per pair, label -> generated phrase -> probability; one batched generate call for
+        every (target, label) of the chunk. Empty without a generator."""
+        out: list[dict[str, dict[str, float]]] = [{} for _ in pairs]
+        if not self.config.generator_model:
+            return out
+        asks = [(i, label) for i, p in enumerate(pairs) for label in
+                sorted({s.label for s in p.spans})]
+        answers = self.generator.propose([pairs[i].target for i, _ in asks],
+                                         [label for _, label in asks])
+        for (i, label), phrases in zip(asks, answers):
+            out[i][label] = phrases
+        return out
 
     def _fill_translations(self, pairs: list[ProjectionPair]) -> None:
         missing = [p for p in pairs if not p.target.strip()]
@@ -191,7 +226,8 @@ class AnnotationProjector:
                 [p.source for p in missing])):
             pair.target, pair.target_words = translation, None
 
-    def _project_pair(self, pair: ProjectionPair, src, tgt) -> ProjectionResult:
+    def _project_pair(self, pair: ProjectionPair, src, tgt,
+                      proposals: dict[str, dict[str, float]]) -> ProjectionResult:
         import torch
 
         cfg = self.config
@@ -210,12 +246,14 @@ class AnnotationProjector:
             choices = alignment_rule(links, spans)
         else:
             options = self._score_candidates(pair, src, tgt, src_of, tgt_of, tgt_words, spans,
-                                             links)
+                                             links, proposals)
             choices = assign(options, threshold=cfg.threshold, margin=cfg.assignment_margin,
                              top_k=cfg.top_k, method=cfg.assignment)
         return _result(pair, tgt_words, choices)
 
-    def _score_candidates(self, pair, src, tgt, src_of, tgt_of, tgt_words, spans, links):
+    def _score_candidates(self, pair, src, tgt, src_of, tgt_of, tgt_words, spans, links,
+                          proposals):
+
         cfg = self.config
         words_text = [pair.target[s:e] for s, e in tgt_words]
         longest = max((max_candidate_words(e - s, cfg.extra_words) for s, e in spans),
@@ -228,11 +266,19 @@ class AnnotationProjector:
         np.add.at(word_sums, tgt_of[ok], tgt_vecs[ok])
         cum = np.concatenate([np.zeros((1, word_sums.shape[1]), np.float32),
                               np.cumsum(word_sums, axis=0)])
-        w_align, w_sim, w_mt = cfg._weights()
-        total = w_align + w_sim + w_mt
+        w_align, w_sim, w_mt, w_gen = cfg._weights()
+        total = w_align + w_sim + w_mt + w_gen
+        runs = {label: candidate_runs(phrases, pair.target, tgt_words)
+                for label, phrases in proposals.items()}
         options = []
         for span_index, (s, e) in enumerate(spans):
             starts, ends = grid.up_to(max_candidate_words(e - s, cfg.extra_words))
+            generated = runs.get(pair.spans[span_index].label, {})
+            longer = [r for r in generated if r[1] - r[0] > max_candidate_words(
+                e - s, cfg.extra_words)]
+            if longer:  # a generated span may be longer than the word-run limit
+                starts = np.concatenate([starts, [r[0] for r in longer]]).astype(np.int64)
+                ends = np.concatenate([ends, [r[1] for r in longer]]).astype(np.int64)
             in_span = (src_of >= s) & (src_of < e)
             if e <= s or not len(starts) or not in_span.any():
                 options.append((starts[:0], ends[:0], np.zeros(0)))
@@ -243,6 +289,8 @@ class AnnotationProjector:
             if w_sim:
                 score += w_sim * similarity_scores(src_vecs[in_span].mean(axis=0), cum,
                                                    starts, ends)
+            if w_gen:
+                score += w_gen * generator_scores(generated, starts, ends)
             if w_mt:
                 score = self._add_translation(pair, span_index, tgt_words, starts, ends, score,
                                               w_mt)
