@@ -244,7 +244,11 @@ def test_real_model_projects_europarl_entities(me5_small_path):
 
 # ------------------------------------------------------------------------------ generator
 def test_generator_examples_and_phrase_matching():
-    from xapps.projection.generator import candidate_runs, generator_examples, match_phrase
+    from xapps.projection.generator import (
+        candidate_runs,
+        generator_examples,
+        match_phrase,
+    )
 
     spans = [LabeledSpan(31, 39, "LOC"), LabeledSpan(4, 23, "ORG")]
     assert generator_examples([(SOURCE, spans)]) == [
