@@ -7,14 +7,14 @@ import json
 import logging
 import shutil
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 from spacy.language import Language
 from spacy.tokens import Doc
-from spacy.util import minibatch
 
 from . import extensions
 from .backbone import Backbone, load_backbone
+from .batching import BatchedComponent
 from .errors import ModelError
 
 logger = logging.getLogger("xapps")
@@ -23,7 +23,7 @@ CFG_FILE = "cfg.json"
 WEIGHTS_DIR = "model"
 
 
-class XappsEncoder:
+class XappsEncoder(BatchedComponent):
     """Runs a :class:`~xapps.backbone.Backbone` over Docs.
 
     Sets ``doc._.xapps_token_vectors`` (one row per spaCy token: the mean of the subwords
@@ -58,15 +58,6 @@ class XappsEncoder:
     def initialize(self, get_examples=None, *, nlp: Language | None = None) -> None:
         """Load (and on first use install) the backbone before the first Doc arrives."""
         _ = self.backbone
-
-    def __call__(self, doc: Doc) -> Doc:
-        self._annotate([doc])
-        return doc
-
-    def pipe(self, stream: Iterable[Doc], *, batch_size: int | None = None) -> Iterator[Doc]:
-        for batch in minibatch(stream, size=batch_size or self.cfg["batch_size"]):
-            self._annotate(batch)
-            yield from batch
 
     def _annotate(self, docs: list[Doc]) -> None:
         backbone = self.backbone

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
-from spacy.util import minibatch
 
 from .. import extensions
+from ..batching import BatchedComponent
 from ..errors import Errors, InputError
 from .candidates import CandidateGenerator, load_generator, make_generator
 from .types import Candidate, Mention
@@ -31,7 +31,7 @@ DEFAULT_CANDIDATES = {"kind": "ensemble", "combine": "max",
                                       "dtype": "fast"}]}
 
 
-class XmenLinker:
+class XmenLinker(BatchedComponent):
     def __init__(self, nlp: Language, name: str = "xmen_linker", *, kb: str | None = None,
                  candidates: dict | None = None, reranker: str | None = None, k: int = 64,
                  threshold: float | None = None, spans_key: str | None = None,
@@ -77,15 +77,6 @@ class XmenLinker:
             raise InputError(Errors.E084.format(name=self.name))
 
     # ------------------------------------------------------------------ linking
-    def __call__(self, doc: Doc) -> Doc:
-        self._link([doc])
-        return doc
-
-    def pipe(self, stream: Iterable[Doc], *, batch_size: int | None = None) -> Iterator[Doc]:
-        for batch in minibatch(stream, size=batch_size or self.cfg["batch_size"]):
-            self._link(batch)
-            yield from batch
-
     def _spans(self, doc: Doc) -> list[Span]:
         spans = list(doc.ents) if self.cfg["link_ents"] else []
         key = self.cfg["spans_key"]
@@ -93,7 +84,7 @@ class XmenLinker:
             spans.extend(doc.spans[key])
         return spans
 
-    def _link(self, docs: list[Doc]) -> None:
+    def _annotate(self, docs: list[Doc]) -> None:
         self._require_ready()
         located, mentions = [], []
         for doc in docs:

@@ -20,15 +20,15 @@ import inspect
 import json
 import logging
 import typing
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
 from spacy.language import Language
 from spacy.tokens import Doc
-from spacy.util import minibatch
 
 from .. import extensions
+from ..batching import BatchedComponent
 from ..errors import Errors, InputError
 from .io import words_and_spaces
 from .projector import AnnotationProjector, ProjectionConfig
@@ -76,7 +76,7 @@ def with_config_signature(func):
 Target = str | Doc
 
 
-class AnnotationProjectorComponent:
+class AnnotationProjectorComponent(BatchedComponent):
     """Projects labelled spans of source Docs onto their translations.
 
     ``source`` is ``"ents"`` or the name of a span group (``doc.spans[source]``);
@@ -124,15 +124,6 @@ class AnnotationProjectorComponent:
         _ = self.projector.backbone
 
     # ------------------------------------------------------------------ projection
-    def __call__(self, doc: Doc) -> Doc:
-        self._annotate([doc])
-        return doc
-
-    def pipe(self, stream: Iterable[Doc], *, batch_size: int | None = None) -> Iterator[Doc]:
-        for batch in minibatch(stream, size=batch_size or self.cfg["batch_size"]):
-            self._annotate(batch)
-            yield from batch
-
     def project_pair(self, source: Doc, target: Target) -> Doc:
         """The target Doc of one source Doc and its translation (a str or a Doc); the source
         Doc is left unchanged."""

@@ -9,22 +9,22 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from spacy.language import Language
 from spacy.tokens import Doc
-from spacy.util import minibatch
 
 from .. import extensions
+from ..batching import BatchedComponent
 from ..errors import InputError
 
 CFG_FILE = "cfg.json"
 RETRIEVER_DIR = "retriever"
 
 
-class XmRetriever:
+class XmRetriever(BatchedComponent):
     def __init__(self, nlp: Language, name: str = "xm_retriever", *,
                  retriever: str | None = None, k: int = 10, nprobe: int | None = None,
                  n_candidates: int | None = None, batch_size: int = 64) -> None:
@@ -57,16 +57,7 @@ class XmRetriever:
                              "(with components.xm_retriever.retriever set) or load a saved "
                              "pipeline.")
 
-    def __call__(self, doc: Doc) -> Doc:
-        self._search([doc])
-        return doc
-
-    def pipe(self, stream: Iterable[Doc], *, batch_size: int | None = None) -> Iterator[Doc]:
-        for batch in minibatch(stream, size=batch_size or self.cfg["batch_size"]):
-            self._search(batch)
-            yield from batch
-
-    def _search(self, docs: list[Doc]) -> None:
+    def _annotate(self, docs: list[Doc]) -> None:
         self._require_ready()
         options = {key: self.cfg[key] for key in ("nprobe", "n_candidates")
                    if self.cfg[key] is not None}
