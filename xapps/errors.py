@@ -234,3 +234,12 @@ class Errors:
     E152 = ("[E152] The interrupted generator training in '{path}' was started with other "
             "settings ({changed}). Re-run with the same settings to resume, or pass "
             "resume=False (--no-resume) to start over.")
+    E170 = ("[E170] {where}: not an open-IE training record. Expected {expected}. Fix the line "
+            "or remove it.")
+    E171 = ("[E171] '{path}' is not a saved xapps open-IE tagger: {reason}. Train one with "
+            "`xapps oie train --out FOLDER` (or OIETagger.save) and load that folder.")
+    E172 = ("[E172] {n} open-IE training sentences with tuples is fewer than "
+            "batch_size={batch_size}. Give more sentences or lower --batch-size.")
+    E173 = ("[E173] The interrupted open-IE training in '{path}' was started with other "
+            "settings ({changed}). Re-run with the same settings to resume, or pass "
+            "resume=False (--no-resume) to start over.")

@@ -1,0 +1,199 @@
+"""The two-stage open-IE tagger (Multi2OIE-style) on the shared backbone.
+
+Stage 1 tags predicates (BIO) on word states (the mean of each word's subword states from a
+fine-tuned copy of the backbone). Stage 2 runs once per predicate: the word states plus the
+predicate's mean state and a position-in-predicate embedding go through one self-attention
+layer (the "predicate attended to"), then a BIO classifier over ARG0..ARG3. One encoder pass
+serves every predicate of a sentence.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import Errors, ModelError
+from .data import ARGUMENT_TAGS, PREDICATE_TAGS, Span
+
+FORMAT = "xapps-oie-tagger"
+FORMAT_VERSION = 1
+CFG_NAME = "cfg.json"
+MODEL_DIR = "model"
+HEADS_NAME = "heads.safetensors"
+
+
+@dataclass
+class OIEConfig:
+    backbone: str = "me5-small"
+    max_length: int = 128
+    dropout: float = 0.1
+    attention_heads: int = 4
+    freeze_embeddings: bool = True
+
+
+class OIETagger:
+    def __init__(self, config: OIEConfig | None = None, *, device: str | None = None,
+                 source: str | None = None) -> None:
+        import torch
+
+        from ..backbone import (
+            _max_length,
+            _resolve_source,
+            load_trainable,
+            resolve_device,
+        )
+
+        self.config = config or OIEConfig()
+        self.device = resolve_device(device)
+        source = source or _resolve_source(self.config.backbone)[0]
+        hf_config, self.tokenizer, self.model = load_trainable(
+            source, name=self.config.backbone, dropout=self.config.dropout)
+        self.max_length = min(self.config.max_length,
+                              _max_length(hf_config, self.tokenizer, {}))
+        if self.config.freeze_embeddings:
+            self.model.get_input_embeddings().weight.requires_grad_(False)
+        hidden = int(hf_config.hidden_size)
+        heads = self.config.attention_heads if hidden % self.config.attention_heads == 0 else 1
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            self.heads = torch.nn.ModuleDict({
+                "predicate": torch.nn.Linear(hidden, len(PREDICATE_TAGS)),
+                "predicate_state": torch.nn.Linear(hidden, hidden),
+                "position": torch.nn.Embedding(2, hidden),
+                "attention": torch.nn.TransformerEncoderLayer(
+                    hidden, heads, dim_feedforward=2 * hidden, dropout=self.config.dropout,
+                    batch_first=True),
+                "argument": torch.nn.Linear(hidden, len(ARGUMENT_TAGS)),
+            })
+        self.model.to(self.device)
+        self.heads.to(self.device)
+        self.eval()
+
+    # ---------------------------------------------------------------- modes
+    def train(self, mode: bool = True) -> "OIETagger":
+        self.model.train(mode)
+        self.heads.train(mode)
+        return self
+
+    def eval(self) -> "OIETagger":
+        return self.train(False)
+
+    def named_parameters(self):
+        for name, p in self.model.named_parameters():
+            yield f"model.{name}", p
+        for name, p in self.heads.named_parameters():
+            yield f"heads.{name}", p
+
+    # ---------------------------------------------------------------- forward
+    def word_states(self, texts: list[str], words: list[list[Span]]):
+        """(B, max words, hidden) mean subword state per word, and the (B, max words) mask.
+        Subwords beyond ``max_length`` are cut: their words get zero states."""
+        import torch
+
+        enc = self.tokenizer(texts, return_offsets_mapping=True, truncation=True,
+                             max_length=self.max_length, padding=True,
+                             return_tensors="pt")
+        offsets = enc.pop("offset_mapping")
+        states = self.model(**{k: v.to(self.device) for k, v in enc.items()}).last_hidden_state
+        n_words = max(len(w) for w in words)
+        pool = torch.zeros(len(texts), n_words, states.shape[1])
+        for b, spans in enumerate(words):
+            starts = torch.tensor([s for s, _ in spans])
+            ends = torch.tensor([e for _, e in spans])
+            o = offsets[b]
+            real = (o[:, 1] > o[:, 0]) & (enc["attention_mask"][b] > 0)
+            sub_start = o[:, 0].contiguous()
+            # A subword belongs to the word its first character is in.
+            word = torch.searchsorted(starts, sub_start, right=True) - 1
+            ok = real & (word >= 0)
+            ok &= sub_start < ends[word.clamp(min=0)]
+            pool[b, word[ok], torch.nonzero(ok).squeeze(1)] = 1.0
+        counts = pool.sum(-1, keepdim=True)
+        pooled = (pool.to(self.device) @ states) / counts.clamp(min=1).to(self.device)
+        mask = torch.zeros(len(texts), n_words, dtype=torch.bool)
+        for b, spans in enumerate(words):
+            mask[b, :len(spans)] = True
+        return pooled, mask.to(self.device)
+
+    def predicate_logits(self, states):
+        return self.heads["predicate"](states)
+
+    def argument_logits(self, states, mask, predicates: list[tuple[int, Span]]):
+        """Argument logits (P, words, tags) for (sentence index, predicate span) pairs."""
+        import torch
+
+        rows = torch.tensor([b for b, _ in predicates], device=self.device)
+        x = states[rows]
+        flag = torch.zeros(x.shape[:2], dtype=torch.long, device=self.device)
+        for i, (_, (s, e)) in enumerate(predicates):
+            flag[i, s:e] = 1
+        pred_mean = (x * flag.unsqueeze(-1)).sum(1) / flag.sum(1, keepdim=True).clamp(min=1)
+        x = x + self.heads["predicate_state"](pred_mean).unsqueeze(1) + \
+            self.heads["position"](flag)
+        x = self.heads["attention"](x, src_key_padding_mask=~mask[rows])
+        return self.heads["argument"](x)
+
+    # ---------------------------------------------------------------- persistence
+    def save(self, folder: str | Path, *, record: dict | None = None) -> Path:
+        from safetensors.torch import save_file
+
+        from .. import __version__
+        from ..checksums import sha256_file
+        from ..index.manifest import atomic_directory
+
+        folder = Path(folder)
+        with atomic_directory(folder) as tmp:
+            self.model.save_pretrained(tmp / MODEL_DIR, safe_serialization=True)
+            self.tokenizer.save_pretrained(tmp / MODEL_DIR)
+            save_file({k: v.detach().cpu().contiguous()
+                       for k, v in self.heads.state_dict().items()}, str(tmp / HEADS_NAME))
+            files = {rel: sha256_file(tmp / rel)
+                     for rel in (f"{MODEL_DIR}/model.safetensors", HEADS_NAME)}
+            cfg = {"format": FORMAT, "version": FORMAT_VERSION, "xapps_version": __version__,
+                   "config": dataclasses.asdict(self.config), "files": files,
+                   "training": record or {}}
+            (tmp / CFG_NAME).write_text(json.dumps(cfg, indent=1) + "\n", encoding="utf-8")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, device: str | None = None) -> "OIETagger":
+        from safetensors.torch import load_file
+
+        from ..checksums import sha256_file
+
+        folder = Path(folder)
+        try:
+            cfg = json.loads((folder / CFG_NAME).read_text(encoding="utf-8"))
+            if cfg.get("format") != FORMAT:
+                raise ValueError(f"format {cfg.get('format')!r}, expected {FORMAT!r}")
+            for rel, expected in cfg["files"].items():
+                if sha256_file(folder / rel) != expected:
+                    raise ValueError(f"{rel} does not match the sha256 in {CFG_NAME} (modified "
+                                     "or partly copied)")
+            config = OIEConfig(**cfg["config"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelError(Errors.E171.format(path=folder, reason=exc)) from exc
+        tagger = cls(config, device=device, source=str(folder / MODEL_DIR))
+        tagger.heads.load_state_dict(load_file(str(folder / HEADS_NAME),
+                                               device=str(tagger.device)))
+        tagger.eval()
+        return tagger
+
+
+def bio_spans(tags: np.ndarray, labels: tuple[str, ...]) -> list[tuple[int, int, str]]:
+    """(start, end, role) runs of a BIO tag-id sequence; an I- without its B- starts a run."""
+    out, current = [], None
+    for i, tag in enumerate(list(tags) + [0]):
+        name = labels[tag]
+        continues = current is not None and name.startswith("I-") and name[2:] == current[1]
+        if continues:
+            continue
+        if current is not None:
+            out.append((current[0], i, current[1]))
+            current = None
+        if name != "O":
+            current = (i, name[2:])
+    return out
