@@ -243,3 +243,24 @@ class Errors:
     E173 = ("[E173] The interrupted open-IE training in '{path}' was started with other "
             "settings ({changed}). Re-run with the same settings to resume, or pass "
             "resume=False (--no-resume) to start over.")
+    E160 = ("[E160] {where}: {reason}. Expected BenchIE gold annotations: a line "
+            "'sent_id:N<TAB>sentence', then cluster headers ('N--> Cluster K:') each followed by "
+            "'subject --> relation --> object' lines (optional tokens in [brackets]), a blank "
+            "line between sentences. Fix the line.")
+    E161 = ("[E161] {where}: {reason}. Expected BenchIE system output: one extraction per line, "
+            "'sent_id<TAB>subject<TAB>relation<TAB>object', the id as in the gold file. Fix the "
+            "line or remove it.")
+    E162 = ("[E162] {where}: {reason}. Expected CaRB gold: 'sentence<TAB>relation<TAB>arg1"
+            "<TAB>arg2...' per line (as oie/carb_gold_test.tsv). Fix the line or remove it.")
+    E163 = ("[E163] {where}: {reason}. Expected CaRB's tabbed system output: "
+            "'sentence<TAB>confidence<TAB>relation<TAB>arg1<TAB>arg2...' per line, the "
+            "confidence a finite number. Fix the line or remove it.")
+    E164 = ("[E164] {where}: {reason}. Expected Re-OIE2016 JSON: an object mapping each "
+            "sentence to a list of tuples {{\"arg0\", \"pred\", \"arg1\", \"arg2\", \"arg3\", "
+            "\"temp\", \"loc\"}} of strings (empty when absent), as Re-OIE2016.json. Fix the "
+            "file or pass the right one.")
+    E165 = ("[E165] {what}: {reason}. Pass Extraction objects (sentence, arg0, relation, args, "
+            "confidence), or a mapping from sentence (for BenchIE, sentence id) to tuples "
+            "(arg0, relation, arg1, ...) of strings.")
+    E166 = ("[E166] {what}: the gold standard has no {unit}, so recall is undefined. Check that "
+            "the right gold file was read and that it is not empty.")
