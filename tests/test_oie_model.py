@@ -122,3 +122,19 @@ def test_training_learns_the_tiny_set(tiny_xlmr_path, sentences, tmp_path):
                        model_config=OIEConfig(backbone=str(tiny_xlmr_path), attention_heads=2,
                                               dropout=0.0))
     assert np.mean(record["loss"][-2:]) < 0.6 * np.mean(record["loss"][:2])
+
+
+def test_every_word_gets_its_subwords(tiny_xlmr_path):
+    from xapps.oie.data import whitespace_words
+
+    tagger = OIETagger(OIEConfig(backbone=str(tiny_xlmr_path), attention_heads=2))
+    texts = ["Bob lives in Rome .", "Marie Curie discovered radium"]
+    words = [whitespace_words(t) for t in texts]
+    import torch
+
+    with torch.inference_mode():
+        states, mask = tagger.word_states(texts, words)
+    assert mask.sum().item() == 9
+    norms = states.norm(dim=-1)
+    assert bool((norms[mask] > 0).all())  # no word left without a subword
+    assert bool((norms[~mask] == 0).all())

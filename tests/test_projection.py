@@ -35,6 +35,9 @@ def test_word_of_subword_maps_gaps_and_misses():
     offsets = np.array([[0, 3], [3, 5], [6, 9], [9, 9], [10, 12]])
     assert word_of_subword(offsets, [(0, 5), (6, 9), (11, 12)]).tolist() == [0, 0, 1, -1, 2]
     assert word_of_subword(offsets, []).tolist() == [-1] * 5
+    # SentencePiece offsets that start on the space before a word (me5's tokenizer)
+    spaced = np.array([[0, 3], [3, 9], [9, 12], [12, 13]])
+    assert word_of_subword(spaced, [(0, 3), (4, 9), (10, 12)]).tolist() == [0, 1, 2, -1]
     assert words_covering([(0, 3), (4, 9), (10, 12)], 4, 12) == (1, 3)
     assert words_covering([(0, 3)], 5, 6) == (0, 0)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import Errors, ModelError
+from ..projection.words import word_of_subword
 from .data import ARGUMENT_TAGS, PREDICATE_TAGS, Span
 
 FORMAT = "xapps-oie-tagger"
@@ -101,15 +102,12 @@ class OIETagger:
         n_words = max(len(w) for w in words)
         pool = torch.zeros(len(texts), n_words, states.shape[1])
         for b, spans in enumerate(words):
-            starts = torch.tensor([s for s, _ in spans])
-            ends = torch.tensor([e for _, e in spans])
-            o = offsets[b]
-            real = (o[:, 1] > o[:, 0]) & (enc["attention_mask"][b] > 0)
-            sub_start = o[:, 0].contiguous()
-            # A subword belongs to the word its first character is in.
-            word = torch.searchsorted(starts, sub_start, right=True) - 1
-            ok = real & (word >= 0)
-            ok &= sub_start < ends[word.clamp(min=0)]
+            o = offsets[b].numpy()
+            real = (o[:, 1] > o[:, 0]) & (enc["attention_mask"][b].numpy() > 0)
+            # SentencePiece offsets of "▁word" may start on the space before the word:
+            # word_of_subword gives such a subword to the word it reaches.
+            word = torch.from_numpy(word_of_subword(o, spans))
+            ok = torch.from_numpy(real) & (word >= 0)
             pool[b, word[ok], torch.nonzero(ok).squeeze(1)] = 1.0
         counts = pool.sum(-1, keepdim=True)
         pooled = (pool.to(self.device) @ states) / counts.clamp(min=1).to(self.device)
