@@ -264,3 +264,13 @@ class Errors:
             "(arg0, relation, arg1, ...) of strings.")
     E166 = ("[E166] {what}: the gold standard has no {unit}, so recall is undefined. Check that "
             "the right gold file was read and that it is not empty.")
+    E174 = ("[E174] Component '{name}' has no open-IE model yet. Train one with `xapps oie train "
+            "--data FILE.jsonl --out DIR`, set `model` in its config to DIR "
+            "(nlp.add_pipe('oie_extractor', config={{'model': DIR}})) and call "
+            "nlp.initialize(), or load a saved pipeline with spacy.load().")
+    E175 = ("[E175] triple_spans: the {role} span [{start}, {end}) of the triple is not inside "
+            "the doc '{text}' ({n} characters). Pass a triple of this doc's doc._.triples: its "
+            "offsets are characters of doc.text.")
+    E176 = ("[E176] triple_spans: {value!r} is not a triple. Pass one of doc._.triples (a dict "
+            "with 'relation' and 'arguments', each {{'role', 'start', 'end', 'text'}}) or an "
+            "xapps.oie.extract.Triple.")

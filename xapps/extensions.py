@@ -122,6 +122,12 @@ def register() -> None:
     if not Doc.has_extension("hits"):
         # Ranked [(doc_id, score), ...] for a query Doc, set by xm_retriever.
         Doc.set_extension("hits", default=None)
+    if not Doc.has_extension("triples"):
+        # Open-IE triples from oie_extractor, as plain dicts: {"relation": {"role": "REL",
+        # "start", "end", "text"}, "arguments": [{"role": "ARG0".."ARG3", ...}], "confidence"}
+        # with character offsets into doc.text; [] when none was found.
+        # xapps.oie.component.triple_spans turns one into Spans.
+        Doc.set_extension("triples", default=None)
     if not Doc.has_extension("translation"):
         # The target-language text of a source Doc, for annotation projection: a str, or a
         # Doc whose tokens fix the target words. Both survive a DocBin written with

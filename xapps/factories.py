@@ -12,6 +12,8 @@ from spacy.language import Language
 from . import extensions  # noqa: F401  (registers the Doc/Span/Token attributes)
 from .encoder import XappsEncoder
 from .linking.component import XmenLinker
+from .oie.component import DEFAULT_CONFIG as OIE_CONFIG
+from .oie.component import OIEExtractor
 from .projection.component import DEFAULT_CONFIG as PROJECTOR_CONFIG
 from .projection.component import AnnotationProjectorComponent, with_config_signature
 from .retrieval.component import XmRetriever
@@ -80,3 +82,15 @@ def make_xm_retriever(nlp: Language, name: str, retriever: Optional[str], k: int
 def make_annotation_projector(nlp: Language, name: str,
                               **cfg) -> AnnotationProjectorComponent:
     return AnnotationProjectorComponent(nlp, name, **cfg)
+
+
+@Language.factory(
+    "oie_extractor",
+    default_config=OIE_CONFIG,
+    assigns=["doc._.triples"],
+    requires=[],
+)
+def make_oie_extractor(nlp: Language, name: str, model: Optional[str], batch_size: int,
+                       min_confidence: float) -> OIEExtractor:
+    return OIEExtractor(nlp, name, model=model, batch_size=batch_size,
+                        min_confidence=min_confidence)

@@ -14,6 +14,7 @@ from .index import index
 from .kb import kb
 from .link import link
 from .models import models
+from .oie import oie
 from .project import project, projection
 from .retrieval import retrieval
 
@@ -48,3 +49,4 @@ main.add_command(link)
 main.add_command(retrieval)
 main.add_command(project)
 main.add_command(projection)
+main.add_command(oie)
