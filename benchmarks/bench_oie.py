@@ -20,6 +20,8 @@ from pathlib import Path
 
 from readme_table import cpu_name, write_block
 
+from xapps.oie.training import OIETrainingConfig
+
 HERE = Path(__file__).resolve().parent
 
 #: Published F1 (BenchIE: F1 in [0, 1]; CaRB / Re-OIE2016: F1 / AUC in %).
@@ -30,30 +32,14 @@ PUBLISHED = {"benchie-en": {"ClausIE": 0.339, "MinIE": 0.337, "OpenIE6": 0.254, 
 GOALS = {"benchie-de": 0.15, "benchie-en": 0.25, "carb": 45.0}
 
 
-def lines(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip()]
-
-
-def extract(extractor, sentences: list[str]) -> tuple[list, float]:
-    start = time.perf_counter()
-    triples = extractor.extract(sentences)
-    return triples, time.perf_counter() - start
-
-
-def as_extractions(sentences, triples):
-    from xapps.oie import Extraction
-
-    return [Extraction(s, *t.as_strings(), confidence=t.confidence)
-            for s, found in zip(sentences, triples) for t in found]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=OIETrainingConfig.epochs)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=OIETrainingConfig.lr)
+    parser.add_argument("--average-last", type=int, default=OIETrainingConfig.average_last)
     parser.add_argument("--model", default=None, help="score this tagger folder, no training")
     parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(),
                                                         "xapps-bench-oie"))
@@ -61,18 +47,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from xapps.oie import (
-        benchie_scores,
-        carb_scores,
-        read_benchie_gold,
-        read_carb_gold,
-        read_reoie2016,
-        reoie2016_scores,
-    )
+    from xapps.oie.benchmarks import BENCHMARKS, evaluate_extractor
     from xapps.oie.data import read_oie_jsonl
     from xapps.oie.extract import Extractor
     from xapps.oie.model import OIETagger
-    from xapps.oie.training import OIETrainingConfig, train_oie
+    from xapps.oie.training import train_oie
     from xapps.paths import data_root
 
     root = data_root(args.data)
@@ -84,14 +63,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.model:
         model_dir = Path(args.model)
     else:
-        model_dir = Path(args.cache) / f"tagger-e{args.epochs}"
+        model_dir = Path(args.cache) / (f"tagger-e{args.epochs}-lr{args.lr:g}"
+                                         f"-avg{args.average_last}")
         if not (model_dir / "cfg.json").exists():
             stats: dict = {}
             sentences = list(read_oie_jsonl(root / "oie-train" / "oie_train_unified.jsonl",
                                             stats=stats))
             start = time.perf_counter()
-            train_oie(sentences, model_dir, OIETrainingConfig(epochs=args.epochs,
-                                                              batch_size=args.batch_size))
+            train_oie(sentences, model_dir, OIETrainingConfig(
+                epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                average_last=args.average_last))
             results["training"] = {"seconds": time.perf_counter() - start, **stats}
     tagger = OIETagger.load(model_dir)
     cfg = json.loads((model_dir / "cfg.json").read_text(encoding="utf-8"))
@@ -99,41 +80,17 @@ def main(argv: list[str] | None = None) -> int:
                         "training": {k: v for k, v in cfg["training"].items() if k != "loss"}}
     extractor = Extractor(tagger, batch_size=args.batch_size)
     scores: dict = {}
-    speed: dict = {}
+    for name in BENCHMARKS:
+        scores[name] = evaluate_extractor(extractor, name, root)
+        print(f"{name}: F1 {scores[name]['f1']:.3f}", flush=True)
+    speed = {name: score.pop("sentences_per_s") for name, score in scores.items()}
 
-    for lang in ("en", "de"):
-        sentences = lines(root / "benchie" / "sentences" / f"sample300_{lang}.txt")
-        triples, seconds = extract(extractor, sentences)
-        system = {str(i + 1): [(s, r, " ".join(o)) for s, r, o in
-                               (t.as_strings() for t in found)]
-                  for i, found in enumerate(triples)}
-        gold = read_benchie_gold(root / "benchie" / "gold" / f"benchie_gold_annotations_{lang}.txt")
-        scores[f"benchie-{lang}"] = benchie_scores(gold, system)
-        speed[f"benchie-{lang}"] = len(sentences) / seconds
-        print(f"BenchIE {lang}: F1 {scores[f'benchie-{lang}']['f1']:.3f}", flush=True)
-
-    carb_sents = lines(root / "oie" / "carb_test_sents.txt")
-    triples, seconds = extract(extractor, carb_sents)
-    scores["carb"] = carb_scores(read_carb_gold(root / "oie" / "carb_gold_test.tsv"),
-                                 as_extractions(carb_sents, triples))
-    speed["carb"] = len(carb_sents) / seconds
-    print(f"CaRB: F1 {100 * scores['carb']['f1']:.1f} AUC {100 * scores['carb']['auc']:.1f}",
-          flush=True)
-    for lang, name in (("en", "Re-OIE2016.json"), ("es", "Re-OIE2016-Spanish.json")):
-        gold = read_reoie2016(root / "oie" / name)
-        sentences = list(gold)
-        triples, seconds = extract(extractor, sentences)
-        scores[f"reoie2016-{lang}"] = reoie2016_scores(gold, as_extractions(sentences, triples))
-        speed[f"reoie2016-{lang}"] = len(sentences) / seconds
-        print(f"Re-OIE2016 {lang}: F1 {100 * scores[f'reoie2016-{lang}']['f1']:.1f}", flush=True)
-
-    for score in scores.values():
-        score.pop("curve", None)
     results.update(date=datetime.now().strftime("%Y-%m-%d %H:%M"), scores=scores,
                    sentences_per_s=speed, published=PUBLISHED, goals=GOALS,
                    command="python benchmarks/bench_oie.py" + "".join(
-                       f" --{k} {v}" for k, v in (("epochs", args.epochs),)
-                       if not args.model and v != 3))
+                       f" --{k} {v}" for k, v in (("epochs", args.epochs), ("lr", args.lr),
+                                                   ("average-last", args.average_last))
+                       if not args.model and v != getattr(OIETrainingConfig, k.replace("-", "_"))))
     (HERE / "results" / "oie.json").write_text(json.dumps(results, indent=2) + "\n",
                                                encoding="utf-8")
     write_table(results)

@@ -145,3 +145,83 @@ def test_extract_refuses_bad_paths_and_models(trained, tmp_path):
                                             str(tmp_path / "o.jsonl")])
     assert not_a_model.exit_code == 2 and "E171" in not_a_model.stderr
     assert not (tmp_path / "o.jsonl").exists()
+
+
+# ---------------------------------------------------------------- xapps oie eval
+REOIE = {SENTENCES[0]: [{"arg0": "Bob", "pred": "lives", "arg1": "in Rome", "arg2": "",
+                         "arg3": "", "temp": "", "loc": ""}],
+         SENTENCES[2]: [{"arg0": "The company", "pred": "sold", "arg1": "its shares",
+                         "arg2": "", "arg3": "", "temp": "", "loc": ""}]}
+
+
+def reoie_root(tmp_path):
+    (tmp_path / "oie").mkdir()
+    write(tmp_path / "oie" / "Re-OIE2016.json", json.dumps(REOIE))
+    return tmp_path
+
+
+def test_eval_runs_a_model_on_a_benchmark_and_writes_scores(trained, tmp_path):
+    _, model = trained
+    root = reoie_root(tmp_path)
+    out = tmp_path / "scores.json"
+    result = run("oie", "eval", "--model", model, "--benchmark", "reoie2016-en", "--data",
+                 root, "--output", out, "--threads", 1)
+    assert result.exit_code == 0, result.output
+    assert re.match(r"reoie2016-en +P [\d.]+ +R [\d.]+ +F1 [\d.]+ +AUC [\d.]+", result.stdout)
+    scores = json.loads(out.read_text(encoding="utf-8"))["reoie2016-en"]
+    assert scores["sentences"] == 2 and scores["n_gold"] == 2
+    assert 0 <= scores["f1"] <= 1 and scores["sentences_per_s"] > 0
+
+
+def test_eval_scores_saved_extractions(tmp_path):
+    root = reoie_root(tmp_path)
+    lines = [{"id": 1, "text": SENTENCES[0], "triples": [
+                 {"relation": {"role": "REL", "start": 4, "end": 9, "text": "lives"},
+                  "arguments": [{"role": "ARG0", "start": 0, "end": 3, "text": "Bob"},
+                                {"role": "ARG1", "start": 10, "end": 17, "text": "in Rome"}],
+                  "confidence": 0.9}]},
+             {"id": 2, "text": SENTENCES[2], "triples": []}]
+    saved = write(tmp_path / "x.jsonl", "".join(json.dumps(x) + "\n" for x in lines))
+    result = run("oie", "eval", "--extractions", saved, "--benchmark", "reoie2016-en",
+                 "--data", root)
+    assert result.exit_code == 0, result.output
+    assert "P 1.000  R 0.500  F1 0.667" in result.stdout  # one of the two gold tuples found
+    write(saved, json.dumps(lines[0]) + "\n")  # the second sentence left out
+    missing = CliRunner().invoke(main, ["oie", "eval", "--extractions", str(saved),
+                                        "--benchmark", "reoie2016-en", "--data", str(root)])
+    assert missing.exit_code == 2 and "E179" in missing.stderr and "1 of its 2" in missing.stderr
+
+
+def test_eval_names_missing_data_and_wrong_options(trained, tmp_path):
+    _, model = trained
+    no_data = CliRunner().invoke(main, ["oie", "eval", "--model", str(model), "--benchmark",
+                                        "carb", "--data", str(tmp_path)])
+    assert no_data.exit_code == 2 and "E177" in no_data.stderr
+    assert "carb_test_sents.txt" in no_data.stderr
+    both = CliRunner().invoke(main, ["oie", "eval", "--benchmark", "carb"])
+    assert both.exit_code == 2 and "exactly one of --model" in both.output
+
+
+def test_eval_reproduces_published_benchie_de_from_saved_extractions(tmp_path):
+    """M2OIE's shipped German BenchIE output, turned into `xapps oie extract` lines, scores
+    the published F1 0.040 through the CLI."""
+    from xapps.paths import data_root
+
+    root = data_root()
+    system = root / "benchie" / "system-outputs" / "m2oie_de_explicit.txt"
+    if not system.exists():
+        pytest.skip("BenchIE data not under ../shared/data or $XAPPS_DATA")
+    sentences = [s.strip() for s in (root / "benchie" / "sentences" / "sample300_de.txt")
+                 .read_text(encoding="utf-8").splitlines() if s.strip()]
+    triples: dict[int, list] = {}
+    for line in system.read_text(encoding="utf-8").splitlines():
+        sent_id, subject, relation, obj = line.split("\t")
+        triples.setdefault(int(sent_id), []).append({
+            "relation": {"role": "REL", "text": relation},
+            "arguments": [{"role": "ARG0", "text": subject}, {"role": "ARG1", "text": obj}]})
+    saved = write(tmp_path / "m2oie.jsonl", "".join(
+        json.dumps({"id": i, "text": s, "triples": triples.get(i, [])}) + "\n"
+        for i, s in enumerate(sentences, 1)))
+    result = run("oie", "eval", "--extractions", saved, "--benchmark", "benchie-de")
+    assert result.exit_code == 0, result.output
+    assert "F1 0.040" in result.stdout

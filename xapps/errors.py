@@ -274,3 +274,10 @@ class Errors:
     E176 = ("[E176] triple_spans: {value!r} is not a triple. Pass one of doc._.triples (a dict "
             "with 'relation' and 'arguments', each {{'role', 'start', 'end', 'text'}}) or an "
             "xapps.oie.extract.Triple.")
+    E177 = ("[E177] Benchmark '{name}' needs {path}, which is not there (data root {root}). "
+            "Point --data (or $XAPPS_DATA) at the folder that holds benchie/ and oie/ as in "
+            "the project's shared data.")
+    E178 = ("[E178] Unknown open-IE benchmark '{name}'. Expected one of: {known}.")
+    E179 = ("[E179] The extractions scored on '{name}' lack {n} of its {total} sentences (e.g. "
+            "'{example}'). Run `xapps oie extract` on the benchmark's own sentence file so that "
+            "every sentence has a line (with an empty triple list when nothing was found).")

@@ -125,6 +125,91 @@ def extract(model, input_path, output, text_field, id_field, lang, batch_size, m
                f"({rate:.{1 if rate >= 1 else 3}f} sentences/s); wrote {output}", err=True)
 
 
+@oie.command("eval")
+@click.option("--benchmark", "benchmarks", required=True, multiple=True,
+              type=click.Choice(["benchie-en", "benchie-de", "carb", "reoie2016-en",
+                                 "reoie2016-es"]),
+              help="Test set to score on; repeat for several.")
+@click.option("--model", type=click.Path(exists=True, file_okay=False), default=None,
+              help="A tagger folder from `xapps oie train`: extract from the benchmark's "
+                   "sentences, then score.")
+@click.option("--extractions", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Score this output of `xapps oie extract` (run on the benchmark's sentence "
+                   "file) instead of running a model.")
+@click.option("--data", "data_root", default=None, type=click.Path(file_okay=False),
+              help="Folder holding benchie/ and oie/ (default: $XAPPS_DATA, else ../shared/data).")
+@click.option("--lang", default=None,
+              help="Language whose modules the tagger uses (default: the benchmark's).")
+@click.option("--output", default=None, type=click.Path(dir_okay=False),
+              help="Also write the scores as JSON here (atomically).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch CPU threads (default: torch's).")
+def evaluate(benchmarks, model, extractions, data_root, lang, output, batch_size,
+             threads) -> None:
+    """Score a tagger (or saved extractions) on BenchIE, CaRB or Re-OIE2016, e.g. `xapps oie
+    eval --model oie-en --benchmark benchie-de --benchmark carb`. Prints precision, recall,
+    F1 (and AUC for CaRB and Re-OIE2016) per benchmark."""
+    from ..fileio import atomic_write_text
+    from ..oie.benchmarks import evaluate_extractor, evaluate_records, get_benchmark
+    from ..paths import data_root as default_root
+
+    if (model is None) == (extractions is None):
+        raise click.UsageError("Give exactly one of --model (extract, then score) and "
+                               "--extractions (score a saved `xapps oie extract` output).")
+    root = default_root(data_root)
+    for name in benchmarks:
+        get_benchmark(name).paths(root)  # missing data fails before the model loads
+    results: dict = {}
+    if model is not None:
+        from ..oie.extract import Extractor
+        from ..oie.model import OIETagger
+
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        extractor = Extractor(OIETagger.load(model), batch_size=batch_size)
+        for name in benchmarks:
+            results[name] = evaluate_extractor(extractor, name, root, lang=lang)
+    else:
+        records = _read_extractions(Path(extractions))
+        for name in benchmarks:
+            results[name] = evaluate_records(name, root, records)
+    for name, s in results.items():
+        auc = f"  AUC {s['auc']:.3f}" if "auc" in s else ""
+        click.echo(f"{name:13s} P {s['precision']:.3f}  R {s['recall']:.3f}  "
+                   f"F1 {s['f1']:.3f}{auc}")
+    if output:
+        atomic_write_text(Path(output), json.dumps(results, indent=2) + "\n")
+
+
+def _read_extractions(path: Path) -> dict[str, list]:
+    """Triples per sentence text from the JSONL that `xapps oie extract` writes."""
+    from ..errors import Errors, InputError
+    from ..fileio import iter_json_lines, iter_lines
+
+    def error(where: str, reason: str) -> InputError:
+        return InputError(Errors.E059.format(path=where, reason=reason, expected=expected))
+
+    expected = ('one JSON object per line as `xapps oie extract` writes: {"id", "text", '
+                '"triples": [{"relation": {"text"}, "arguments": [{"role", "text"}], '
+                '"confidence"}]}')
+    records: dict[str, list] = {}
+    for where, obj in iter_json_lines(path, iter_lines(path, error)):
+        try:
+            found = []
+            for t in obj["triples"]:
+                args = {a["role"]: a["text"] for a in t["arguments"]}
+                objects = [args[r] for r in ("ARG1", "ARG2", "ARG3") if r in args]
+                found.append((args.get("ARG0", ""), t["relation"]["text"], objects,
+                              float(t.get("confidence", 1.0))))
+            records[obj["text"]] = found
+        except (KeyError, TypeError, ValueError) as exc:
+            raise error(where, f"missing or malformed field ({exc})") from None
+    return records
+
+
 def _check_paths(source: Path, out: Path) -> None:
     """Refuse an output that would replace the input, before the model loads."""
     if source.resolve() == out.resolve():

@@ -108,7 +108,9 @@ class OIEExtractor(BatchedComponent):
         extractor = Extractor(tagger, batch_size=max(1, len(texts)),
                               min_confidence=self.cfg["min_confidence"])
         found: list[list[dict]] = [[] for _ in docs]
-        for (d, offset), triples in zip(units, extractor.extract(texts, words)):
+        # The pipeline's language routes the tagger's language modules ("xx": none).
+        lang = docs[0].lang_ if docs and docs[0].lang_ != "xx" else None
+        for (d, offset), triples in zip(units, extractor.extract(texts, words, lang=lang)):
             found[d].extend(_plain(triple, offset) for triple in triples)
         for doc, triples in zip(docs, found):
             doc._.triples = triples

@@ -56,6 +56,19 @@ class OIESentence:
         return tags
 
 
+def merge_same_text(sentences: Sequence[OIESentence]) -> list[OIESentence]:
+    """One record per distinct sentence text, with the union of its tuples (identical tuples
+    once). The shipped training data annotates some sentences twice (OIE2016 dev and CaRB
+    dev): as separate records their predicate tags would contradict each other."""
+    merged: dict[str, OIESentence] = {}
+    for sentence in sentences:
+        into = merged.setdefault(sentence.text, OIESentence(sentence.text, sentence.words))
+        for t in sentence.tuples:
+            if t not in into.tuples:
+                into.tuples.append(t)
+    return list(merged.values())
+
+
 def whitespace_words(text: str) -> list[Span]:
     words, start = [], None
     for i, ch in enumerate(text + " "):

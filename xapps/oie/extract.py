@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .data import ARGUMENT_TAGS, PREDICATE_TAGS, ROLES, Span
-from .model import OIETagger, bio_spans
+from .model import OIETagger, bio_spans, bio_viterbi
 
 
 @dataclass
@@ -58,29 +58,31 @@ class Extractor:
         self.min_confidence = min_confidence
 
     def extract(self, sentences: Sequence[str], words: Sequence[list[Span]] | None = None,
-                ) -> list[list[Triple]]:
+                *, lang: str | None = None) -> list[list[Triple]]:
         """Triples per sentence; ``words`` are word char offsets per sentence (default:
-        whitespace words)."""
+        whitespace words); ``lang`` (an ISO code) routes the tagger's language modules."""
         from .data import whitespace_words
 
         words = list(words) if words is not None else [whitespace_words(s) for s in sentences]
         out: list[list[Triple]] = []
         for b in range(0, len(sentences), self.batch_size):
             out += self._batch(list(sentences[b:b + self.batch_size]),
-                               words[b:b + self.batch_size])
+                               words[b:b + self.batch_size], lang)
         return out
 
-    def iter_extract(self, sentences: Iterable[str]) -> Iterator[list[Triple]]:
+    def iter_extract(self, sentences: Iterable[str], *, lang: str | None = None,
+                     ) -> Iterator[list[Triple]]:
         batch: list[str] = []
         for sentence in sentences:
             batch.append(sentence)
             if len(batch) == self.batch_size:
-                yield from self.extract(batch)
+                yield from self.extract(batch, lang=lang)
                 batch = []
         if batch:
-            yield from self.extract(batch)
+            yield from self.extract(batch, lang=lang)
 
-    def _batch(self, texts: list[str], words: list[list[Span]]) -> list[list[Triple]]:
+    def _batch(self, texts: list[str], words: list[list[Span]],
+               lang: str | None) -> list[list[Triple]]:
         import torch
 
         results: list[list[Triple]] = [[] for _ in texts]
@@ -89,11 +91,11 @@ class Extractor:
             return results
         texts_k, words_k = [texts[i] for i in keep], [words[i] for i in keep]
         with torch.inference_mode():
-            states, mask = self.tagger.word_states(texts_k, words_k)
+            states, mask = self.tagger.word_states(texts_k, words_k, lang=lang)
             probs = torch.softmax(self.tagger.predicate_logits(states), -1).cpu().numpy()
             predicates = []
             for b, w in enumerate(words_k):
-                tags = probs[b, :len(w)].argmax(-1)
+                tags = bio_viterbi(probs[b, :len(w)], PREDICATE_TAGS)
                 for s, e, _ in bio_spans(tags, PREDICATE_TAGS):
                     conf = float(probs[b, np.arange(s, e), tags[s:e]].mean())
                     predicates.append((b, (s, e), conf))
@@ -103,18 +105,17 @@ class Extractor:
                 states, mask, [(b, span) for b, span, _ in predicates]), -1).cpu().numpy()
         for (b, (s, e), conf), p in zip(predicates, arg_probs):
             text, w = texts_k[b], words_k[b]
-            tags = p[:len(w)].argmax(-1)
-            args, confs = [], [conf]
-            seen = set()
+            tags = bio_viterbi(p[:len(w)], ARGUMENT_TAGS)
+            best: dict[str, tuple[float, int, int]] = {}
             for a_s, a_e, role in bio_spans(tags, ARGUMENT_TAGS):
-                if role in seen or role not in ROLES:
-                    continue  # one span per role: the first
-                seen.add(role)
-                args.append(Argument(role, w[a_s][0], w[a_e - 1][1],
-                                     text[w[a_s][0]:w[a_e - 1][1]]))
-                confs.append(float(p[np.arange(a_s, a_e), tags[a_s:a_e]].mean()))
-            if not args:
+                score = float(p[np.arange(a_s, a_e), tags[a_s:a_e]].mean())
+                if role in ROLES and score > best.get(role, (-1.0,))[0]:
+                    best[role] = (score, a_s, a_e)  # one span per role: the surest
+            if not best:
                 continue
+            args = [Argument(role, w[a_s][0], w[a_e - 1][1], text[w[a_s][0]:w[a_e - 1][1]])
+                    for role, (_, a_s, a_e) in best.items()]
+            confs = [conf] + [score for score, _, _ in best.values()]
             relation = Argument("REL", w[s][0], w[e - 1][1], text[w[s][0]:w[e - 1][1]])
             args.sort(key=lambda a: ROLES.index(a.role))
             triple = Triple(text, relation, args, float(np.mean(confs)))

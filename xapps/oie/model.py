@@ -89,7 +89,8 @@ class OIETagger:
             yield f"heads.{name}", p
 
     # ---------------------------------------------------------------- forward
-    def word_states(self, texts: list[str], words: list[list[Span]]):
+    def word_states(self, texts: list[str], words: list[list[Span]], *,
+                    lang: str | None = None):
         """(B, max words, hidden) mean subword state per word, and the (B, max words) mask.
         Subwords beyond ``max_length`` are cut: their words get zero states."""
         import torch
@@ -179,6 +180,34 @@ class OIETagger:
                                                device=str(tagger.device)))
         tagger.eval()
         return tagger
+
+
+def bio_viterbi(probs: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
+    """The most probable tag-id sequence of ``probs`` (words, tags) that is valid BIO: an
+    I-X only after B-X or I-X. Per-word argmax breaks spans apart ("on" for "on the sixth
+    floor" when one inner word's I- loses to O by a hair); the constrained path keeps them
+    whole."""
+    n, k = probs.shape
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    inside = np.array([name.startswith("I-") for name in labels])
+    role = [name[2:] for name in labels]
+    allowed = np.ones((k, k), dtype=bool)  # allowed[previous, next]
+    for j in np.nonzero(inside)[0]:
+        allowed[:, j] = [role[i] == role[j] and labels[i] != "O" for i in range(k)]
+    penalty = np.where(allowed, 0.0, -np.inf)
+    logp = np.log(np.clip(probs, 1e-12, None))
+    score = np.where(inside, -np.inf, logp[0])
+    back = np.zeros((n, k), dtype=np.int64)
+    for t in range(1, n):
+        total = score[:, None] + penalty
+        back[t] = total.argmax(0)
+        score = total.max(0) + logp[t]
+    path = np.zeros(n, dtype=np.int64)
+    path[-1] = int(score.argmax())
+    for t in range(n - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path
 
 
 def bio_spans(tags: np.ndarray, labels: tuple[str, ...]) -> list[tuple[int, int, str]]:

@@ -4,6 +4,7 @@ Each epoch visits every sentence once in a seeded order. After each epoch the tr
 weights (encoder layers and heads; the frozen embeddings are not copied) and the optimizer go
 to ``<out>.partial``: an interrupted run resumes from the last finished epoch, and
 ``average_last`` > 1 averages the weights of the last epochs (checkpoint averaging).
+Records with the same sentence text are merged first (see ``merge_same_text``).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Errors, InputError
-from .data import OIESentence
+from .data import OIESentence, merge_same_text
 from .model import OIEConfig, OIETagger
 
 logger = logging.getLogger("xapps")
@@ -61,7 +62,7 @@ def train_oie(sentences: Sequence[OIESentence], out: str | Path,
     )
 
     config = config or OIETrainingConfig()
-    sentences = [s for s in sentences if s.tuples]
+    sentences = [s for s in merge_same_text(sentences) if s.tuples]
     if len(sentences) < config.batch_size:
         raise InputError(Errors.E172.format(n=len(sentences), batch_size=config.batch_size))
     tagger = tagger or OIETagger(model_config, device=device)
