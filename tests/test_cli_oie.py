@@ -225,3 +225,32 @@ def test_eval_reproduces_published_benchie_de_from_saved_extractions(tmp_path):
     result = run("oie", "eval", "--extractions", saved, "--benchmark", "benchie-de")
     assert result.exit_code == 0, result.output
     assert "F1 0.040" in result.stdout
+
+
+def test_train_language_modules_on_a_trained_tagger(trained, tmp_path):
+    _, model = trained
+    silver = [{"sentence": "Bob lebt in Rom .", "lang": "de",
+               "tuples": [{"arg0": "Bob", "pred": "lebt", "args": ["in Rom"]}]},
+              {"sentence": "Die Firma verkaufte Aktien .", "lang": "de",
+               "tuples": [{"arg0": "Die Firma", "pred": "verkaufte", "args": ["Aktien"]}]}]
+    data = write(tmp_path / "de.jsonl", "".join(json.dumps(r) + "\n" for r in silver))
+    out = tmp_path / "tagger-de"
+    result = run("oie", "train", "--data", data, "--out", out, "--init", model, "--languages",
+                 "de", "--modules-only", "--epochs", 1, "--batch-size", 2, "--threads", 1)
+    assert result.exit_code == 0, result.output
+    tagger = OIETagger.load(out)
+    assert tagger.config.languages == ["de"] and (out / "language_modules.safetensors").exists()
+    source = write(tmp_path / "de.txt", "Anna liest Bücher.\n")
+    extracted = run("oie", "extract", "--model", out, "--input", source, "--output",
+                    tmp_path / "de-triples.jsonl", "--lang", "de")
+    assert extracted.exit_code == 0, extracted.output
+    usage = CliRunner().invoke(main, ["oie", "train", "--data", str(data), "--out",
+                                      str(tmp_path / "x"), "--modules-only"])
+    assert usage.exit_code == 2 and "--init DIR and --languages" in usage.output
+    english = write(tmp_path / "en.jsonl", json.dumps(RECORDS[1]) + "\n" +
+                    json.dumps(RECORDS[2]) + "\n")
+    unrouted = CliRunner().invoke(main, ["oie", "train", "--data", str(english), "--out",
+                                         str(tmp_path / "y"), "--init", str(model),
+                                         "--languages", "de", "--modules-only",
+                                         "--batch-size", "2"])
+    assert unrouted.exit_code == 2 and "E182" in unrouted.stderr

@@ -278,6 +278,13 @@ class Errors:
             "Point --data (or $XAPPS_DATA) at the folder that holds benchie/ and oie/ as in "
             "the project's shared data.")
     E178 = ("[E178] Unknown open-IE benchmark '{name}'. Expected one of: {known}.")
+    E180 = ("[E180] Open-IE language modules need distinct language codes, got {languages}. "
+            "Pass e.g. --languages de,es.")
+    E181 = ("[E181] The {model} backbone has no linear layers named like BERT/XLM-R attention "
+            "projections ({targets}), which language modules adapt. Use an XLM-R/BERT-family "
+            "encoder (e.g. me5-small) for an open-IE tagger with language modules.")
+    E182 = ("[E182] {where}: language modules for {languages} cannot be trained on an open-IE "
+            "tagger {reason}. {fix}")
     E179 = ("[E179] The extractions scored on '{name}' lack {n} of its {total} sentences (e.g. "
             "'{example}'). Run `xapps oie extract` on the benchmark's own sentence file so that "
             "every sentence has a line (with an empty triple list when nothing was found).")

@@ -22,6 +22,15 @@ def oie() -> None:
               help="Folder for the trained tagger (pass it to `xapps oie extract --model`).")
 @click.option("--backbone", default="me5-small", show_default=True,
               help="Installed model name, local model folder or hub name.")
+@click.option("--init", "init_model", default=None, type=click.Path(exists=True, file_okay=False),
+              help="Start from this trained tagger (e.g. the English one) instead of a new "
+                   "one on --backbone.")
+@click.option("--languages", default=None,
+              help="Comma-separated codes (e.g. de,es): give the tagger LoRA language modules "
+                   "for them, mixed by a learned gate; records route by their \"lang\".")
+@click.option("--modules-only", is_flag=True,
+              help="Train only the language modules; the shared encoder and heads stay as "
+                   "--init has them (stage 2: target-language data on an English tagger).")
 @click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--lr", type=float, default=5e-5, show_default=True,
@@ -33,13 +42,20 @@ def oie() -> None:
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch CPU threads (default: torch's).")
 @click.option("--no-resume", is_flag=True, help="Start over instead of resuming OUT.partial.")
-def train(data_path, out, backbone, epochs, batch_size, lr, average_last, seed, device,
-          threads, no_resume) -> None:
+def train(data_path, out, backbone, init_model, languages, modules_only, epochs, batch_size,
+          lr, average_last, seed, device, threads, no_resume) -> None:
     """Train a two-stage (predicate, then arguments) open-IE tagger on tuples given as
-    strings; an interrupted run resumes after its last finished epoch."""
+    strings; an interrupted run resumes after its last finished epoch. With --init,
+    --languages and --modules-only it adds language modules to a trained tagger and trains
+    only them on target-language records."""
     from ..oie.data import read_oie_jsonl
-    from ..oie.model import OIEConfig
+    from ..oie.model import OIEConfig, OIETagger
     from ..oie.training import OIETrainingConfig, train_oie
+
+    codes = [c.strip().lower() for c in languages.split(",") if c.strip()] if languages else []
+    if modules_only and not (init_model and (codes or OIETagger.saved_languages(init_model))):
+        raise click.UsageError("--modules-only trains language modules on a trained tagger: "
+                               "give --init DIR and --languages (unless DIR has modules).")
 
     stats: dict = {}
     sentences = list(read_oie_jsonl(data_path, stats=stats))
@@ -48,9 +64,20 @@ def train(data_path, out, backbone, epochs, batch_size, lr, average_last, seed, 
 
         torch.set_num_threads(threads)
     config = OIETrainingConfig(epochs=epochs, batch_size=batch_size, lr=lr,
-                               average_last=average_last, seed=seed)
-    record = train_oie(sentences, out, config, model_config=OIEConfig(backbone=backbone),
-                       device=device, resume=not no_resume)
+                               average_last=average_last, seed=seed,
+                               train="language_modules" if modules_only else "all")
+    tagger = None
+    if init_model:
+        tagger = OIETagger.load(init_model, device=device)
+        if codes and tagger.modules is None:
+            tagger.add_language_modules(codes)
+        elif codes and codes != tagger.modules.languages:
+            raise click.UsageError(f"--init {init_model} has language modules for "
+                                   f"{','.join(tagger.modules.languages)}; leave --languages "
+                                   "out or give the same list.")
+    record = train_oie(sentences, out, config,
+                       model_config=OIEConfig(backbone=backbone, languages=codes),
+                       tagger=tagger, device=device, resume=not no_resume)
     summary = {"out": out, "sentences": record["sentences"], "tuples": stats["tuples"],
                "dropped_tuples": stats["dropped_tuples"],
                "untagged_arguments": stats["untagged_arguments"], "epochs": record["epoch"],

@@ -34,6 +34,7 @@ class OIESentence:
     text: str
     words: list[Span]
     tuples: list[tuple[Span, dict[str, Span]]] = field(default_factory=list)
+    lang: str | None = None  # routes the tagger's language modules when it has them
 
     def predicate_tags(self) -> list[int]:
         tags = [0] * len(self.words)
@@ -60,9 +61,10 @@ def merge_same_text(sentences: Sequence[OIESentence]) -> list[OIESentence]:
     """One record per distinct sentence text, with the union of its tuples (identical tuples
     once). The shipped training data annotates some sentences twice (OIE2016 dev and CaRB
     dev): as separate records their predicate tags would contradict each other."""
-    merged: dict[str, OIESentence] = {}
+    merged: dict[tuple[str, str | None], OIESentence] = {}
     for sentence in sentences:
-        into = merged.setdefault(sentence.text, OIESentence(sentence.text, sentence.words))
+        into = merged.setdefault((sentence.text, sentence.lang), OIESentence(
+            sentence.text, sentence.words, lang=sentence.lang))
         for t in sentence.tuples:
             if t not in into.tuples:
                 into.tuples.append(t)
@@ -119,7 +121,11 @@ def read_oie_jsonl(path: str | os.PathLike, *,
         if not isinstance(obj, dict) or not isinstance(obj.get("sentence"), str) or \
                 not isinstance(obj.get("tuples"), list):
             raise InputError(Errors.E170.format(where=where, expected=_EXPECTED))
+        lang = obj.get("lang")
+        if lang is not None and not isinstance(lang, str):
+            raise InputError(Errors.E170.format(where=where, expected=_EXPECTED))
         sentence = sentence_from_tuples(obj["sentence"], obj["tuples"], where, stats)
+        sentence.lang = lang or None
         if sentence.tuples:
             yield sentence
 
@@ -152,4 +158,4 @@ def sentence_from_tuples(text: str, tuples: list, where: str, stats: dict) -> OI
 
 
 _EXPECTED = ('one JSON object per line: {"sentence": str, "tuples": [{"arg0": str, "pred": '
-             'str, "pred_head": str (optional), "args": [str, ...]}]}')
+             'str, "pred_head": str (optional), "args": [str, ...]}], "lang": str (optional)}')

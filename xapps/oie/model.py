@@ -8,9 +8,10 @@ serves every predicate of a sentence.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +19,14 @@ import numpy as np
 from ..errors import Errors, ModelError
 from ..projection.words import word_of_subword
 from .data import ARGUMENT_TAGS, PREDICATE_TAGS, Span
+from .language_modules import LanguageModules, ModuleSettings
 
 FORMAT = "xapps-oie-tagger"
 FORMAT_VERSION = 1
 CFG_NAME = "cfg.json"
 MODEL_DIR = "model"
 HEADS_NAME = "heads.safetensors"
+MODULES_NAME = "language_modules.safetensors"
 
 
 @dataclass
@@ -33,6 +36,10 @@ class OIEConfig:
     dropout: float = 0.1
     attention_heads: int = 4
     freeze_embeddings: bool = True
+    #: Languages with LoRA language modules (see language_modules.py); none by default.
+    languages: list[str] = field(default_factory=list)
+    module_rank: int = 8
+    module_alpha: float = 16.0
 
 
 class OIETagger:
@@ -71,12 +78,32 @@ class OIETagger:
             })
         self.model.to(self.device)
         self.heads.to(self.device)
+        self.modules: LanguageModules | None = None
+        if self.config.languages:
+            self.modules = LanguageModules(self.model, self._module_settings())
         self.eval()
+
+    def _module_settings(self) -> ModuleSettings:
+        return ModuleSettings(list(self.config.languages), self.config.module_rank,
+                              self.config.module_alpha)
+
+    def add_language_modules(self, languages: list[str], *, rank: int = 8,
+                             alpha: float = 16.0) -> None:
+        """Give a tagger without language modules (e.g. one trained on English) modules for
+        ``languages``; they change nothing until trained."""
+        if self.modules is not None:
+            raise ValueError(f"this tagger already has language modules for "
+                             f"{self.modules.languages}")
+        self.config = dataclasses.replace(self.config, languages=list(languages),
+                                          module_rank=rank, module_alpha=alpha)
+        self.modules = LanguageModules(self.model, self._module_settings())
 
     # ---------------------------------------------------------------- modes
     def train(self, mode: bool = True) -> "OIETagger":
         self.model.train(mode)
         self.heads.train(mode)
+        if self.modules is not None:
+            self.modules.params.train(mode)
         return self
 
     def eval(self) -> "OIETagger":
@@ -87,19 +114,27 @@ class OIETagger:
             yield f"model.{name}", p
         for name, p in self.heads.named_parameters():
             yield f"heads.{name}", p
+        if self.modules is not None:
+            for name, p in self.modules.params.named_parameters():
+                yield f"modules.{name}", p
 
     # ---------------------------------------------------------------- forward
     def word_states(self, texts: list[str], words: list[list[Span]], *,
                     lang: str | None = None):
         """(B, max words, hidden) mean subword state per word, and the (B, max words) mask.
-        Subwords beyond ``max_length`` are cut: their words get zero states."""
+        Subwords beyond ``max_length`` are cut: their words get zero states. ``lang`` (one
+        code, or one per text) routes the language modules; None runs the shared model."""
         import torch
 
         enc = self.tokenizer(texts, return_offsets_mapping=True, truncation=True,
                              max_length=self.max_length, padding=True,
                              return_tensors="pt")
         offsets = enc.pop("offset_mapping")
-        states = self.model(**{k: v.to(self.device) for k, v in enc.items()}).last_hidden_state
+        routing = (self.modules.route(lang, len(texts)) if self.modules is not None
+                   else contextlib.nullcontext())
+        with routing:
+            states = self.model(**{k: v.to(self.device)
+                                   for k, v in enc.items()}).last_hidden_state
         n_words = max(len(w) for w in words)
         pool = torch.zeros(len(texts), n_words, states.shape[1])
         for b, spans in enumerate(words):
@@ -149,13 +184,27 @@ class OIETagger:
             self.tokenizer.save_pretrained(tmp / MODEL_DIR)
             save_file({k: v.detach().cpu().contiguous()
                        for k, v in self.heads.state_dict().items()}, str(tmp / HEADS_NAME))
-            files = {rel: sha256_file(tmp / rel)
-                     for rel in (f"{MODEL_DIR}/model.safetensors", HEADS_NAME)}
+            saved = [f"{MODEL_DIR}/model.safetensors", HEADS_NAME]
+            if self.modules is not None:
+                save_file({k: v.detach().cpu().contiguous()
+                           for k, v in self.modules.params.state_dict().items()},
+                          str(tmp / MODULES_NAME))
+                saved.append(MODULES_NAME)
+            files = {rel: sha256_file(tmp / rel) for rel in saved}
             cfg = {"format": FORMAT, "version": FORMAT_VERSION, "xapps_version": __version__,
                    "config": dataclasses.asdict(self.config), "files": files,
                    "training": record or {}}
             (tmp / CFG_NAME).write_text(json.dumps(cfg, indent=1) + "\n", encoding="utf-8")
         return folder
+
+    @staticmethod
+    def saved_languages(folder: str | Path) -> list[str]:
+        """The module languages of a saved tagger (none if unreadable: load() says why)."""
+        try:
+            cfg = json.loads((Path(folder) / CFG_NAME).read_text(encoding="utf-8"))
+            return list(cfg["config"].get("languages") or [])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return []
 
     @classmethod
     def load(cls, folder: str | Path, device: str | None = None) -> "OIETagger":
@@ -178,6 +227,9 @@ class OIETagger:
         tagger = cls(config, device=device, source=str(folder / MODEL_DIR))
         tagger.heads.load_state_dict(load_file(str(folder / HEADS_NAME),
                                                device=str(tagger.device)))
+        if tagger.modules is not None:
+            tagger.modules.params.load_state_dict(load_file(str(folder / MODULES_NAME),
+                                                            device=str(tagger.device)))
         tagger.eval()
         return tagger
 

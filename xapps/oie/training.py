@@ -39,6 +39,9 @@ class OIETrainingConfig:
     weight_decay: float = 0.01
     average_last: int = 1
     seed: int = 0
+    #: "all": encoder and heads; "language_modules": only the tagger's language modules (at
+    #: ``head_lr``), the shared encoder and heads frozen (stage 2 of MT4CrossOIE's tuning).
+    train: str = "all"
 
 
 def train_oie(sentences: Sequence[OIESentence], out: str | Path,
@@ -66,10 +69,17 @@ def train_oie(sentences: Sequence[OIESentence], out: str | Path,
     if len(sentences) < config.batch_size:
         raise InputError(Errors.E172.format(n=len(sentences), batch_size=config.batch_size))
     tagger = tagger or OIETagger(model_config, device=device)
+    if config.train not in ("all", "language_modules"):
+        raise ValueError(f"train must be 'all' or 'language_modules', not {config.train!r}")
+    if config.train == "language_modules":
+        _freeze_shared(tagger, sentences)
     out = Path(out)
     partial = out.with_name(out.name + ".partial")
     params = [p for _, p in tagger.named_parameters() if p.requires_grad]
+    # Heads and language modules are new weights: they learn at head_lr.
     head_ids = {id(p) for p in tagger.heads.parameters()}
+    if tagger.modules is not None:
+        head_ids |= {id(p) for p in tagger.modules.params.parameters()}
     optimizer = torch.optim.AdamW(
         [{"params": [p for p in params if id(p) not in head_ids], "lr": config.lr},
          {"params": [p for p in params if id(p) in head_ids], "lr": config.head_lr}],
@@ -134,13 +144,33 @@ def train_oie(sentences: Sequence[OIESentence], out: str | Path,
     return record
 
 
+def _freeze_shared(tagger: OIETagger, sentences: Sequence[OIESentence]) -> None:
+    """Only the language modules train; every sentence must be routed to one."""
+    if tagger.modules is None:
+        raise InputError(Errors.E182.format(
+            where="train_oie", languages="the training sentences",
+            reason="that has none",
+            fix="Load the English tagger and call add_language_modules(['de', ...]) first "
+                "(`xapps oie train --init DIR --languages de,...`)."))
+    unrouted = sorted({str(s.lang) for s in sentences if tagger.modules.module_for(s.lang) < 0})
+    if unrouted:
+        raise InputError(Errors.E182.format(
+            where="train_oie", languages=tagger.modules.languages,
+            reason=f"from sentences in {', '.join(unrouted)} (no module of theirs)",
+            fix="Give every training record a \"lang\" that has a module, or add modules for "
+                "those languages."))
+    for p in [*tagger.model.parameters(), *tagger.heads.parameters()]:
+        p.requires_grad_(False)
+
+
 def batch_loss(tagger: OIETagger, batch: Sequence[OIESentence]):
     """Predicate tagging loss over all words plus argument tagging loss over every
     (sentence, tuple) of the batch."""
     import torch
     import torch.nn.functional as F
 
-    states, mask = tagger.word_states([s.text for s in batch], [s.words for s in batch])
+    states, mask = tagger.word_states([s.text for s in batch], [s.words for s in batch],
+                                      lang=[s.lang for s in batch])
     n = states.shape[1]
     pred_gold = torch.full((len(batch), n), -100, dtype=torch.long)
     predicates, arg_gold = [], []
