@@ -254,3 +254,26 @@ def test_train_language_modules_on_a_trained_tagger(trained, tmp_path):
                                          "--languages", "de", "--modules-only",
                                          "--batch-size", "2"])
     assert unrouted.exit_code == 2 and "E182" in unrouted.stderr
+
+
+def test_project_writes_target_records_or_names_misaligned_input(trained, tmp_path,
+                                                                 tiny_xlmr_path):
+    _, model = trained
+    en = write(tmp_path / "en.txt", "Bob lives in Rome .\nThe company sold its shares .\n")
+    de = write(tmp_path / "de.txt", "Bob lebt in Rom .\nDie Firma verkaufte ihre Aktien .\n")
+    out = tmp_path / "de.jsonl"
+    result = run("oie", "project", "--model", model, "--source", en, "--target", de,
+                 "--target-lang", "de", "--out", out, "--projection-backbone", tiny_xlmr_path,
+                 "--threads", 1)
+    assert result.exit_code == 0, result.output
+    summary = re.search(r"projected (\d+) of (\d+) triples from 2 sentence pairs", result.stderr)
+    assert summary and int(summary.group(1)) <= int(summary.group(2))
+    for line in out.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        assert record["lang"] == "de" and record["sentence"] in de.read_text(encoding="utf-8")
+    short = write(tmp_path / "short.txt", "Bob lebt in Rom .\n")
+    bad = CliRunner().invoke(main, ["oie", "project", "--model", str(model), "--source", str(en),
+                                    "--target", str(short), "--target-lang", "de", "--out",
+                                    str(tmp_path / "x.jsonl")])
+    assert bad.exit_code == 2 and "line-aligned" in bad.output
+    assert not (tmp_path / "x.jsonl").exists()

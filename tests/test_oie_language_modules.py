@@ -117,3 +117,48 @@ def test_duplicate_sentences_merge_their_tuples():
     merged = merge_same_text([a, b, c])
     assert len(merged) == 2  # same text in another language stays apart
     assert merged[0].tuples == [((1, 2), {"ARG0": (0, 1)}), ((1, 3), {"ARG1": (3, 4)})]
+
+
+# ---------------------------------------------------------------- silver data by projection
+class FixedExtractor:
+    """Stands in for a trained tagger: one known triple per sentence."""
+
+    def extract(self, texts, words, lang=None):
+        from xapps.oie.extract import Argument, Triple
+
+        out = []
+        for text, w in zip(texts, words):
+            def arg(role, a, b):
+                return Argument(role, w[a][0], w[b - 1][1], text[w[a][0]:w[b - 1][1]])
+            out.append([Triple(text, arg("REL", 1, 2), [arg("ARG0", 0, 1), arg("ARG1", 2, 4)],
+                               0.9),
+                        Triple(text, arg("REL", 2, 3), [arg("ARG1", 3, 4)], 0.1)])
+        return out
+
+
+def test_projected_triples_become_target_training_records(tiny_xlmr_path):
+    from xapps.oie.data import read_oie_jsonl
+    from xapps.oie.silver import ParallelSentence, project_triples
+    from xapps.projection import AnnotationProjector
+
+    # A "translation" equal to the source: every encoder aligns it onto itself.
+    texts = ["Bob lives in Rome .", "Anna reads many books ."]
+    pairs = [ParallelSentence(t, whitespace_words(t), t, whitespace_words(t)) for t in texts]
+    projector = AnnotationProjector(backbone=str(tiny_xlmr_path), layer=2, dtype=None)
+    stats: dict = {}
+    records = list(project_triples(FixedExtractor(), projector, pairs, source_lang="en",
+                                   target_lang="de", min_confidence=0.5, stats=stats))
+    assert stats == {"sentences": 2, "triples": 4, "kept": 2}  # the 0.1 triples stay home
+    assert records[0] == {"sentence": texts[0], "lang": "de", "source": "projected",
+                          "tuples": [{"arg0": "Bob", "pred": "lives", "args": ["in Rome"]}]}
+    assert records[1]["tuples"] == [{"arg0": "Anna", "pred": "reads", "args": ["many books"]}]
+    import json
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "silver.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+        sentences = list(read_oie_jsonl(path))
+    assert [s.lang for s in sentences] == ["de", "de"]
+    assert sentences[0].tuples == [((1, 2), {"ARG0": (0, 1), "ARG1": (2, 4)})]

@@ -152,6 +152,92 @@ def extract(model, input_path, output, text_field, id_field, lang, batch_size, m
                f"({rate:.{1 if rate >= 1 else 3}f} sentences/s); wrote {output}", err=True)
 
 
+@oie.command("project")
+@click.option("--model", required=True, type=click.Path(exists=True, file_okay=False),
+              help="A tagger trained on the source language (`xapps oie train`).")
+@click.option("--source", "source_path", required=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="Source-language sentences, one per line (.txt, .gz read too).")
+@click.option("--target", "target_path", required=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="Their translations, line for line.")
+@click.option("--source-lang", default="en", show_default=True)
+@click.option("--target-lang", required=True, help="Code of the translations' language.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Training JSONL for `xapps oie train` (written atomically).")
+@click.option("--min-confidence", type=click.FloatRange(0.0, 1.0), default=0.0,
+              show_default=True, help="Project only triples at least this confident.")
+@click.option("--projection-backbone", default="me5-small", show_default=True,
+              help="Encoder whose word alignments carry the spans over.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None)
+def project(model, source_path, target_path, source_lang, target_lang, out, min_confidence,
+            projection_backbone, batch_size, threads) -> None:
+    """Make target-language training data: extract triples from the source sentences and
+    project each triple's relation and arguments onto the translation, e.g. `xapps oie
+    project --model oie-en --source europarl.en --target europarl.de --target-lang de --out
+    de.jsonl`, then `xapps oie train --init oie-en --languages de --modules-only --data
+    de.jsonl --out oie-de`."""
+    from tqdm.auto import tqdm
+
+    from ..fileio import atomic_file
+    from ..languages import blank
+    from ..oie.extract import Extractor
+    from ..oie.model import OIETagger
+    from ..oie.silver import ParallelSentence, project_triples
+    from ..projection import AnnotationProjector
+
+    source_lines = _sentence_lines(Path(source_path))
+    target_lines = _sentence_lines(Path(target_path))
+    if len(source_lines) != len(target_lines):
+        raise click.UsageError(f"--source has {len(source_lines)} sentences and --target "
+                               f"{len(target_lines)}; give line-aligned translations.")
+    if Path(out).resolve() in (Path(source_path).resolve(), Path(target_path).resolve()):
+        raise click.UsageError(f"--out {out} is an input file; write the records elsewhere.")
+    try:
+        tokenizers = blank(source_lang).tokenizer, blank(target_lang).tokenizer
+    except (ValueError, ImportError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--source-lang/--target-lang") from None
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+    def words(tokenizer, text: str) -> list[tuple[int, int]]:
+        return [(t.idx, t.idx + len(t.text)) for t in tokenizer(text) if not t.is_space]
+
+    pairs = (ParallelSentence(s, words(tokenizers[0], s), t, words(tokenizers[1], t))
+             for s, t in zip(source_lines, target_lines))
+    stats: dict = {}
+    extractor = Extractor(OIETagger.load(model), batch_size=16)
+    projector = AnnotationProjector(backbone=projection_backbone)
+    with atomic_file(out) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as fh, \
+            tqdm(total=len(source_lines), desc="projecting triples", unit=" sentences") as bar:
+        for record in project_triples(extractor, projector, pairs, source_lang=source_lang,
+                                      target_lang=target_lang, min_confidence=min_confidence,
+                                      batch_size=batch_size, stats=stats):
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            bar.n = stats["sentences"]
+            bar.refresh()
+        bar.n = stats["sentences"]
+    click.echo(f"projected {stats['kept']} of {stats['triples']} triples from "
+               f"{stats['sentences']} sentence pairs; wrote {out}", err=True)
+
+
+def _sentence_lines(path: Path) -> list[str]:
+    from ..errors import Errors, InputError
+    from ..fileio import iter_lines
+
+    def error(where: str, reason: str) -> InputError:
+        return InputError(Errors.E059.format(path=where, reason=reason,
+                                             expected="UTF-8 text, one sentence per line"))
+
+    lines = [line.strip() for _, line in iter_lines(path, error)]
+    if not any(lines):
+        raise error(str(path), "it has no sentences")
+    return lines
+
+
 @oie.command("eval")
 @click.option("--benchmark", "benchmarks", required=True, multiple=True,
               type=click.Choice(["benchie-en", "benchie-de", "carb", "reoie2016-en",
