@@ -39,7 +39,7 @@ def _webnlg(root: Path) -> dict[tuple, dict[str, list[str]]]:
     return by_key
 
 
-def _europarl(root: Path) -> dict[str, list[str]]:
+def europarl_sentences(root: Path) -> dict[str, list[str]]:
     out = {}
     for lang in ("en", "de", "es"):
         path = root / f"europarl-ner/{lang}.conll"
@@ -97,7 +97,7 @@ def translation_pairs(root: Path, per_language: int = 600,
     webnlg = _webnlg(root)
     keys = sorted(webnlg, key=repr)
     rng.shuffle(keys)
-    europarl = _europarl(root)
+    europarl = europarl_sentences(root)
     for lang in ("de", "es", "ru", "cs"):
         chosen = [k for k in keys if "en" in webnlg[k] and lang in webnlg[k]]
         n_europarl = min(per_language // 3, len(europarl.get(lang, [])))

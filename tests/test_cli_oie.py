@@ -277,3 +277,13 @@ def test_project_writes_target_records_or_names_misaligned_input(trained, tmp_pa
                                     str(tmp_path / "x.jsonl")])
     assert bad.exit_code == 2 and "line-aligned" in bad.output
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_untokenized_benchmarks_get_real_words():
+    from xapps.oie.benchmarks import BENCHMARKS
+
+    text = "Er wurde Richter von Australien, sagte er."
+    words = BENCHMARKS["benchie-de"].words([text])[0]
+    assert [text[s:e] for s, e in words] == ["Er", "wurde", "Richter", "von", "Australien",
+                                             ",", "sagte", "er", "."]
+    assert BENCHMARKS["carb"].words([text]) is None  # pre-tokenised: whitespace words
