@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=OIETrainingConfig.lr)
     parser.add_argument("--average-last", type=int, default=OIETrainingConfig.average_last)
+    parser.add_argument("--relation-style", default="carb", choices=("as-given", "carb"),
+                        help="training relations as annotated or moved to CaRB's convention")
     parser.add_argument("--model", default=None, help="score this tagger folder, no training")
     parser.add_argument("--modules", default="de,es",
                         help="languages that get language modules trained on Europarl "
@@ -70,11 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         model_dir = Path(args.model)
     else:
         model_dir = Path(args.cache) / (f"tagger-e{args.epochs}-lr{args.lr:g}"
-                                         f"-avg{args.average_last}")
+                                         f"-avg{args.average_last}-{args.relation_style}")
         if not (model_dir / "cfg.json").exists():
             stats: dict = {}
             sentences = list(read_oie_jsonl(root / "oie-train" / "oie_train_unified.jsonl",
-                                            stats=stats))
+                                            stats=stats, relation_style=args.relation_style))
             start = time.perf_counter()
             train_oie(sentences, model_dir, OIETrainingConfig(
                 epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
@@ -100,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
                    command="python benchmarks/bench_oie.py" + "".join(
                        f" --{k} {v}" for k, v in (("epochs", args.epochs), ("lr", args.lr),
                                                    ("average-last", args.average_last))
-                       if not args.model and v != getattr(OIETrainingConfig, k.replace("-", "_"))))
+                       if not args.model and v != getattr(OIETrainingConfig, k.replace("-", "_")))
+                   + (f" --relation-style {args.relation_style}"
+                      if args.relation_style != "carb" and not args.model else "")
+                   + (f" --model {args.model}" if args.model else ""))
     (HERE / "results" / "oie.json").write_text(json.dumps(results, indent=2) + "\n",
                                                encoding="utf-8")
     write_table(results)

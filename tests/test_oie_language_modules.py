@@ -162,3 +162,29 @@ def test_projected_triples_become_target_training_records(tiny_xlmr_path):
         sentences = list(read_oie_jsonl(path))
     assert [s.lang for s in sentences] == ["de", "de"]
     assert sentences[0].tuples == [((1, 2), {"ARG0": (0, 1), "ARG1": (2, 4)})]
+
+
+def test_carb_style_moves_auxiliaries_and_the_objects_preposition_into_the_relation(tmp_path):
+    import json
+
+    from xapps.oie.data import read_oie_jsonl
+
+    records = [{"sentence": "St. Michael was considered the patron saint .",
+                "tuples": [{"arg0": "St. Michael", "pred": "considered",
+                            "args": ["the patron saint"]}]},
+               {"sentence": "He served as the first PM .",
+                "tuples": [{"arg0": "He", "pred": "served", "args": ["as the first PM"]}]},
+               {"sentence": "Er war in Rom .", "lang": "de",
+                "tuples": [{"arg0": "Er", "pred": "war", "args": ["in Rom"]}]}]
+    path = tmp_path / "t.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    stats: dict = {}
+    carb = list(read_oie_jsonl(path, stats=stats, relation_style="carb"))
+    assert carb[0].tuples == [((2, 4), {"ARG0": (0, 2), "ARG1": (4, 7)})]  # was considered
+    assert carb[1].tuples == [((1, 3), {"ARG0": (0, 1), "ARG1": (3, 6)})]  # served as
+    assert carb[2].tuples == [((1, 2), {"ARG0": (0, 1), "ARG1": (2, 4)})]  # German: as given
+    assert stats["restyled"] == 2
+    given = list(read_oie_jsonl(path))
+    assert given[1].tuples == [((1, 2), {"ARG0": (0, 1), "ARG1": (2, 6)})]
+    with pytest.raises(ValueError, match="relation_style"):
+        list(read_oie_jsonl(path, relation_style="openie6"))

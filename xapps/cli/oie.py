@@ -28,6 +28,11 @@ def oie() -> None:
 @click.option("--languages", default=None,
               help="Comma-separated codes (e.g. de,es): give the tagger LoRA language modules "
                    "for them, mixed by a learned gate; records route by their \"lang\".")
+@click.option("--relation-style", type=click.Choice(["as-given", "carb"]), default="carb",
+              show_default=True,
+              help="English training relations as annotated, or moved to CaRB's convention "
+                   "(auxiliaries and a leading preposition of the object join the relation) "
+                   "where OIE2016/OpenIE4 annotate otherwise: the test sets use CaRB's.")
 @click.option("--modules-only", is_flag=True,
               help="Train only the language modules; the shared encoder and heads stay as "
                    "--init has them (stage 2: target-language data on an English tagger).")
@@ -42,8 +47,8 @@ def oie() -> None:
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch CPU threads (default: torch's).")
 @click.option("--no-resume", is_flag=True, help="Start over instead of resuming OUT.partial.")
-def train(data_path, out, backbone, init_model, languages, modules_only, epochs, batch_size,
-          lr, average_last, seed, device, threads, no_resume) -> None:
+def train(data_path, out, backbone, init_model, languages, relation_style, modules_only, epochs,
+          batch_size, lr, average_last, seed, device, threads, no_resume) -> None:
     """Train a two-stage (predicate, then arguments) open-IE tagger on tuples given as
     strings; an interrupted run resumes after its last finished epoch. With --init,
     --languages and --modules-only it adds language modules to a trained tagger and trains
@@ -58,7 +63,7 @@ def train(data_path, out, backbone, init_model, languages, modules_only, epochs,
                                "give --init DIR and --languages (unless DIR has modules).")
 
     stats: dict = {}
-    sentences = list(read_oie_jsonl(data_path, stats=stats))
+    sentences = list(read_oie_jsonl(data_path, stats=stats, relation_style=relation_style))
     if threads:
         import torch
 
