@@ -439,7 +439,8 @@ def test_save_load_round_trip_and_manifest(built, corpus, tmp_path: Path) -> Non
     manifest = read_manifest(tmp_path / "ix")
     assert (manifest.kind, manifest.index_type, manifest.metric) == ("multivector", "plaid",
                                                                      "cosine")
-    assert manifest.params == {"nbits": 2, "n_centroids": index.n_centroids, "seed": 0}
+    assert manifest.params == {"nbits": 2, "n_centroids": index.n_centroids, "seed": 0,
+                               "kmeans_niter": multivector.KMEANS_NITER}
     assert manifest.extra["n_tokens"] == index.stats()["n_tokens"]
     assert manifest.extra["tombstones"] == 0 and manifest.extra["faiss_version"]
     assert set(manifest.files) == NPY | {"ids.json", "meta.jsonl", "tombstones.json"}
@@ -584,3 +585,16 @@ def test_search_on_an_empty_index_returns_empty_lists(corpus) -> None:
     index.remove(["a", "b"])
     assert index.search(queries[:2], k=5) == [[], []]
     assert index.compact() == 2 and index.search(queries[:2], k=5) == [[], []]
+
+
+def test_kmeans_iterations_are_a_saved_setting(tmp_path, corpus) -> None:
+    ids, docs, queries = corpus
+    few = MultiVectorIndex(DIM, n_centroids=32, kmeans_niter=2)
+    few.add(ids[:200], docs[:200])
+    few.save(tmp_path / "few")
+    loaded = load_index(tmp_path / "few")
+    assert loaded._manifest_params()["kmeans_niter"] == 2
+    assert [h.id for h in loaded.search(queries[:1], 5)[0]] == \
+        [h.id for h in few.search(queries[:1], 5)[0]]
+    with pytest.raises(InputError, match="kmeans_niter"):
+        MultiVectorIndex(DIM, kmeans_niter=0)

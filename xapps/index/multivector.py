@@ -394,13 +394,15 @@ class MultiVectorIndex(VectorIndex):
     ``metric="cosine"`` L2-normalises token vectors on add and query tokens on search (the
     usual ColBERT setup); ``"ip"`` keeps raw vectors. ``nbits`` (1, 2 or 4) is the residual
     code size per dimension; ``n_centroids`` the codebook size (None: sized from the first
-    batch like PLAID); ``seed`` makes training reproducible.
+    batch like PLAID); ``seed`` makes training reproducible; ``kmeans_niter`` the k-means
+    iterations of codec training (the build's main cost).
     """
 
     kind = "multivector"
 
     def __init__(self, dim: int, metric: str = "cosine", *, backbone: Any = None,
-                 nbits: int = 2, n_centroids: int | None = None, seed: int = 0) -> None:
+                 nbits: int = 2, n_centroids: int | None = None, seed: int = 0,
+                 kmeans_niter: int = KMEANS_NITER) -> None:
         super().__init__(dim, metric, backbone=backbone)
         if not _is_int(nbits) or nbits not in NBITS:
             raise InputError(Errors.E040.format(value=nbits, options=list(NBITS)))
@@ -417,6 +419,12 @@ class MultiVectorIndex(VectorIndex):
             raise InputError(Errors.E019.format(
                 method="MultiVectorIndex", what=f"seed={seed!r}",
                 reason="it must be a non-negative integer", fix="Pass a seed such as 0."))
+        if not _is_int(kmeans_niter) or kmeans_niter < 1:
+            raise InputError(Errors.E019.format(
+                method="MultiVectorIndex", what=f"kmeans_niter={kmeans_niter!r}",
+                reason="it must be a positive integer",
+                fix=f"Pass e.g. {KMEANS_NITER} (the default)."))
+        self._kmeans_niter = int(kmeans_niter)
         self._nbits = int(nbits)
         self._requested_centroids = int(n_centroids) if n_centroids is not None else None
         self._seed = int(seed)
@@ -572,7 +580,7 @@ class MultiVectorIndex(VectorIndex):
         logger.info("Training PLAID codec: %d centroids on %d of %d token vectors (%s), "
                     "nbits=%d", n_centroids, len(sample), n, "GPU" if gpu else "CPU",
                     self._nbits)
-        kmeans = faiss.Kmeans(self.dim, n_centroids, niter=KMEANS_NITER,
+        kmeans = faiss.Kmeans(self.dim, n_centroids, niter=self._kmeans_niter,
                               seed=self._seed % 2 ** 31, spherical=self.normalized,
                               min_points_per_centroid=1,
                               max_points_per_centroid=TRAIN_POINTS_PER_CENTROID,
@@ -912,7 +920,8 @@ class MultiVectorIndex(VectorIndex):
 
     # -- saving and loading ------------------------------------------------------------
     def _manifest_params(self) -> dict[str, Any]:
-        return {"nbits": self._nbits, "n_centroids": self.n_centroids, "seed": self._seed}
+        return {"nbits": self._nbits, "n_centroids": self.n_centroids, "seed": self._seed,
+                "kmeans_niter": self._kmeans_niter}
 
     def _manifest_extra(self) -> dict[str, Any]:
         return {"n_tokens": self._n_stored("token_centroids"),
@@ -958,7 +967,8 @@ class MultiVectorIndex(VectorIndex):
         try:
             index = cls(manifest.dim, manifest.metric, backbone=manifest.backbone,
                         nbits=params.get("nbits"), n_centroids=params.get("n_centroids"),
-                        seed=params.get("seed", 0))
+                        seed=params.get("seed", 0),
+                        kmeans_niter=params.get("kmeans_niter", KMEANS_NITER))
         except InputError as err:
             raise bad(f"its settings are invalid ({err})") from None
         loaded: dict[str, np.ndarray] = {}
