@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="languages that get language modules trained on Europarl "
                              "triples projected from English ('' for none)")
     parser.add_argument("--module-epochs", type=int, default=4)
+    parser.add_argument("--out", default=str(HERE / "results" / "oie.json"),
+                        help="results JSON; the README table is written only for the default")
     parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(),
                                                         "xapps-bench-oie"))
     args = parser.parse_args(argv)
@@ -106,9 +108,9 @@ def main(argv: list[str] | None = None) -> int:
                    + (f" --relation-style {args.relation_style}"
                       if args.relation_style != "carb" and not args.model else "")
                    + (f" --model {args.model}" if args.model else ""))
-    (HERE / "results" / "oie.json").write_text(json.dumps(results, indent=2) + "\n",
-                                               encoding="utf-8")
-    write_table(results)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    if Path(args.out).resolve() == (HERE / "results" / "oie.json").resolve():
+        write_table(results)
     return 0
 
 
