@@ -2,7 +2,7 @@
 ../shared/data/oie-train, scored with xapps.oie.evaluate on BenchIE en/de, CaRB test and
 Re-OIE2016 en/es (German and Spanish zero-shot), against the published anchors.
 
-    python benchmarks/bench_oie.py [--epochs 3] [--threads 2] [--model DIR]
+    python benchmarks/bench_oie.py [--threads 2] [--model DIR] [--modules de,es] [--out FILE]
 
 The trained tagger is kept in --cache (an interrupted training resumes there); --model scores
 an existing tagger folder instead. Writes results/oie.json and the table in

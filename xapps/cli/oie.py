@@ -36,11 +36,11 @@ def oie() -> None:
 @click.option("--modules-only", is_flag=True,
               help="Train only the language modules; the shared encoder and heads stay as "
                    "--init has them (stage 2: target-language data on an English tagger).")
-@click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--lr", type=float, default=5e-5, show_default=True,
+@click.option("--lr", type=float, default=1e-4, show_default=True,
               help="Learning rate of the encoder (the heads use 1e-3).")
-@click.option("--average-last", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--average-last", type=click.IntRange(min=1), default=2, show_default=True,
               help="Average the weights of the last N epochs.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: GPU if present).")
