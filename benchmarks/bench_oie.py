@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="languages that get language modules trained on Europarl "
                              "triples projected from English ('' for none)")
     parser.add_argument("--module-epochs", type=int, default=4)
+    parser.add_argument("--silver-min-confidence", type=float, default=0.0,
+                        help="project only English triples at least this confident")
     parser.add_argument("--out", default=str(HERE / "results" / "oie.json"),
                         help="results JSON; the README table is written only for the default")
     parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(),
@@ -134,8 +136,9 @@ def train_language_modules(tagger, model_dir: Path, languages: list[str], root: 
     silver = []
     projector = AnnotationProjector()
     extractor = Extractor(tagger, batch_size=args.batch_size)
+    conf = f"-conf{args.silver_min_confidence:g}" if args.silver_min_confidence else ""
     for lang in languages:
-        path = model_dir.with_name(model_dir.name + f"-silver-{lang}.jsonl")
+        path = model_dir.with_name(model_dir.name + f"-silver-{lang}{conf}.jsonl")
         if not path.exists():
             stats: dict = {}
             start = time.perf_counter()
@@ -143,6 +146,7 @@ def train_language_modules(tagger, model_dir: Path, languages: list[str], root: 
                      for en, tgt in zip(europarl["en"], europarl[lang])]
             records = list(project_triples(extractor, projector, pairs, source_lang="en",
                                            target_lang=lang, stats=stats,
+                                           min_confidence=args.silver_min_confidence,
                                            source_name=f"europarl-en-{lang}"))
             path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
                             encoding="utf-8")
@@ -152,7 +156,7 @@ def train_language_modules(tagger, model_dir: Path, languages: list[str], root: 
             encoding="utf-8"))
         silver += list(read_oie_jsonl(path))
     folder = model_dir.with_name(model_dir.name + f"-modules-{'-'.join(languages)}"
-                                 f"-e{args.module_epochs}")
+                                 f"-e{args.module_epochs}{conf}")
     if not (folder / "cfg.json").exists():
         base = OIETagger.load(model_dir)
         base.add_language_modules(languages)
@@ -161,7 +165,8 @@ def train_language_modules(tagger, model_dir: Path, languages: list[str], root: 
             epochs=args.module_epochs, batch_size=args.batch_size, train="language_modules"),
             tagger=base)
         out["training_seconds"] = round(time.perf_counter() - start, 1)
-    out.update(folder=str(folder), epochs=args.module_epochs, sentences=len(silver),
+    out.update(folder=str(folder), epochs=args.module_epochs,
+               silver_min_confidence=args.silver_min_confidence, sentences=len(silver),
                tuples=sum(len(s.tuples) for s in silver))
     with_modules = Extractor(OIETagger.load(folder), batch_size=args.batch_size)
     out["scores"] = {}
