@@ -186,11 +186,11 @@ def project(model, source_path, target_path, source_lang, target_lang, out, min_
     from tqdm.auto import tqdm
 
     from ..fileio import atomic_file
-    from ..languages import blank
     from ..oie.extract import Extractor
     from ..oie.model import OIETagger
     from ..oie.silver import ParallelSentence, project_triples
     from ..projection import AnnotationProjector
+    from ..projection.words import spacy_words, tokenizer_for
 
     source_lines = _sentence_lines(Path(source_path))
     target_lines = _sentence_lines(Path(target_path))
@@ -200,7 +200,7 @@ def project(model, source_path, target_path, source_lang, target_lang, out, min_
     if Path(out).resolve() in (Path(source_path).resolve(), Path(target_path).resolve()):
         raise click.UsageError(f"--out {out} is an input file; write the records elsewhere.")
     try:
-        tokenizers = blank(source_lang).tokenizer, blank(target_lang).tokenizer
+        tokenizer_for(source_lang), tokenizer_for(target_lang)
     except (ValueError, ImportError) as exc:
         raise click.BadParameter(str(exc), param_hint="--source-lang/--target-lang") from None
     if threads:
@@ -208,10 +208,7 @@ def project(model, source_path, target_path, source_lang, target_lang, out, min_
 
         torch.set_num_threads(threads)
 
-    def words(tokenizer, text: str) -> list[tuple[int, int]]:
-        return [(t.idx, t.idx + len(t.text)) for t in tokenizer(text) if not t.is_space]
-
-    pairs = (ParallelSentence(s, words(tokenizers[0], s), t, words(tokenizers[1], t))
+    pairs = (ParallelSentence(s, spacy_words(s, source_lang), t, spacy_words(t, target_lang))
              for s, t in zip(source_lines, target_lines))
     stats: dict = {}
     extractor = Extractor(OIETagger.load(model), batch_size=16)

@@ -51,11 +51,9 @@ class Benchmark:
         """Word offsets per sentence for the tagger; None: whitespace words."""
         if self.tokenized:
             return None
-        from ..languages import blank
+        from ..projection.words import spacy_words
 
-        tokenizer = blank(self.lang).tokenizer
-        return [[(t.idx, t.idx + len(t.text)) for t in tokenizer(s) if not t.is_space]
-                for s in sentences]
+        return [spacy_words(s, self.lang) for s in sentences]
 
     def paths(self, root: Path) -> list[Path]:
         paths = [root / f for f in self.files]

@@ -20,10 +20,19 @@ Offsets = list[tuple[int, int]]
 
 
 @functools.lru_cache(maxsize=32)
-def _tokenizer(lang: str):
+def tokenizer_for(lang: str):
+    """spaCy's tokenizer for ``lang`` (any ISO code; cached). Raises ValueError for a value
+    that is not a language code."""
     from ..languages import blank
 
     return blank(lang).tokenizer
+
+
+def spacy_words(text: str, lang: str | None) -> Offsets:
+    """Word offsets of ``text`` from spaCy's tokenizer (whitespace tokens dropped);
+    ``lang=None`` means spaCy's language-neutral rules."""
+    return [(t.idx, t.idx + len(t.text)) for t in tokenizer_for(lang or "xx")(text)
+            if not t.is_space]
 
 
 def segment(text: str, lang: str | None, subword_offsets: np.ndarray) -> Offsets:
@@ -31,8 +40,7 @@ def segment(text: str, lang: str | None, subword_offsets: np.ndarray) -> Offsets
     (whitespace tokens dropped); ``lang=None`` means spaCy's language-neutral rules."""
     if lang in NO_SPACE_LANGUAGES:
         return [(int(s), int(e)) for s, e in subword_offsets if e > s]
-    doc = _tokenizer(lang or "xx")(text)
-    return [(t.idx, t.idx + len(t.text)) for t in doc if not t.is_space]
+    return spacy_words(text, lang)
 
 
 def word_of_subword(subword_offsets: np.ndarray, words: Offsets) -> np.ndarray:
