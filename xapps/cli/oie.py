@@ -58,9 +58,11 @@ def train(data_path, out, backbone, init_model, languages, relation_style, modul
     from ..oie.training import OIETrainingConfig, train_oie
 
     codes = [c.strip().lower() for c in languages.split(",") if c.strip()] if languages else []
-    if modules_only and not (init_model and (codes or OIETagger.saved_languages(init_model))):
-        raise click.UsageError("--modules-only trains language modules on a trained tagger: "
-                               "give --init DIR and --languages (unless DIR has modules).")
+    no_modules = click.UsageError("--modules-only trains language modules on a trained "
+                                  "tagger: give --init DIR and --languages (unless DIR has "
+                                  "modules).")
+    if modules_only and not init_model:
+        raise no_modules
 
     stats: dict = {}
     sentences = list(read_oie_jsonl(data_path, stats=stats, relation_style=relation_style))
@@ -80,6 +82,8 @@ def train(data_path, out, backbone, init_model, languages, relation_style, modul
             raise click.UsageError(f"--init {init_model} has language modules for "
                                    f"{','.join(tagger.modules.languages)}; leave --languages "
                                    "out or give the same list.")
+        if modules_only and tagger.modules is None:
+            raise no_modules
     record = train_oie(sentences, out, config,
                        model_config=OIEConfig(backbone=backbone, languages=codes),
                        tagger=tagger, device=device, resume=not no_resume)

@@ -197,15 +197,6 @@ class OIETagger:
             (tmp / CFG_NAME).write_text(json.dumps(cfg, indent=1) + "\n", encoding="utf-8")
         return folder
 
-    @staticmethod
-    def saved_languages(folder: str | Path) -> list[str]:
-        """The module languages of a saved tagger (none if unreadable: load() says why)."""
-        try:
-            cfg = json.loads((Path(folder) / CFG_NAME).read_text(encoding="utf-8"))
-            return list(cfg["config"].get("languages") or [])
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            return []
-
     @classmethod
     def load(cls, folder: str | Path, device: str | None = None) -> "OIETagger":
         from safetensors.torch import load_file
