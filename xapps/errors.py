@@ -288,3 +288,18 @@ class Errors:
     E179 = ("[E179] The extractions scored on '{name}' lack {n} of its {total} sentences (e.g. "
             "'{example}'). Run `xapps oie extract` on the benchmark's own sentence file so that "
             "every sentence has a line (with an empty triple list when nothing was found).")
+    # --- batch annotation jobs (xapps annotate / xapps report) ---------------------------
+    E183 = ("[E183] Input '{input}': {reason}. {fix}")
+    E184 = ("[E184] The output folder '{path}' holds a job with other settings ({diff}). Re-run "
+            "with the same arguments to resume it, pass --overwrite to start it again from "
+            "nothing, or choose a new --output.")
+    E185 = ("[E185] '{path}' is not a spaCy pipeline: {reason}. Pass a folder saved with "
+            "nlp.to_disk() or `spacy assemble`, or a .cfg file whose components can be "
+            "initialised from the config alone.")
+    E186 = ("[E186] {what} {value!r} is not valid: {reason}. {fix}")
+    E187 = ("[E187] The Ray engine needs Ray Data, which is not installed ({reason}). Run "
+            "`pip install 'xapps[ray]'`, or use --engine local.")
+    E188 = ("[E188] Worker {worker} stopped while annotating shard {shard}: {reason}. The "
+            "completed shards are kept; re-run the same command to resume.")
+    E189 = ("[E189] '{path}' is not the output of `xapps annotate`: {reason}. Pass the folder "
+            "given to `xapps annotate --output`.")

@@ -9,6 +9,7 @@ import click
 
 from .. import __version__
 from ..errors import XappsError
+from .annotate import annotate, report
 from .demo import demo
 from .index import index
 from .kb import kb
@@ -50,3 +51,5 @@ main.add_command(retrieval)
 main.add_command(project)
 main.add_command(projection)
 main.add_command(oie)
+main.add_command(annotate)
+main.add_command(report)

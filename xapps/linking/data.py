@@ -421,7 +421,7 @@ def read_bigbio_kb(path: str | os.PathLike) -> Iterator[Document]:
                                             reason=f"unknown file type {kind[0] or '(none)'!r}"))
     seen: dict[str, str] = {}
     for where, obj in records:
-        doc = _from_bigbio(obj, where)
+        doc = bigbio_document(obj, where)
         if doc.id in seen:
             raise InputError(Errors.E005.format(where=where, id=doc.id, first=seen[doc.id]))
         seen[doc.id] = where
@@ -481,7 +481,7 @@ def _text_list(value: Any, where: str) -> list[str]:
     return value
 
 
-def _from_bigbio(obj: Any, where: str) -> Document:
+def bigbio_document(obj: Any, where: str) -> Document:
     if not isinstance(obj, dict):
         raise _bad(where, f"a {type(obj).__name__}, not an object")
     for key in ("passages", "entities"):
