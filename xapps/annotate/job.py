@@ -66,6 +66,7 @@ class JobConfig:
     read: ReadOptions = field(default_factory=ReadOptions)
     overrides: dict[str, Any] = field(default_factory=dict)
     detect_lang: bool = True
+    code: list[str] = field(default_factory=list)
     overwrite: bool = False
     progress: bool = True
 
@@ -108,6 +109,7 @@ class WorkerSettings:
     format: str
     batch_size: int
     detect_lang: bool
+    code: list[str] = field(default_factory=list)
     threads: int | None = None
     device: int | None = None
 
@@ -185,6 +187,7 @@ class ShardAnnotator:
         from .pipeline import concept_names, load_pipeline, provenance
 
         self.settings = settings
+        import_code(settings.code)
         if settings.threads:
             import torch
 
@@ -329,6 +332,7 @@ def run_job(config: JobConfig) -> JobSummary:
     from .pipeline import resolve_pipeline
 
     config.validate()
+    import_code(config.code)
     out_dir = Path(config.output)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = expand_inputs(config.inputs)
@@ -352,7 +356,8 @@ def run_job(config: JobConfig) -> JobSummary:
                     summary.records_resumed)
 
     settings = WorkerSettings(os.fspath(pipeline_path), os.fspath(out_dir), config.format,
-                              config.batch_size, config.detect_lang)
+                              config.batch_size, config.detect_lang,
+                              [os.fspath(Path(c).resolve()) for c in config.code])
     pending = (s for s in plan_shards(paths, config.read, config.shard_size)
                if s.name not in done)
     started = time.perf_counter()
@@ -383,6 +388,27 @@ def run_job(config: JobConfig) -> JobSummary:
     summary.errors = sum(s["errors"] for s in manifest.done.values())
     atomic_write_text(out_dir / SUMMARY, json.dumps(summary.to_dict(), indent=2))
     return summary
+
+
+def import_code(paths: list[str]) -> None:
+    """Import Python files that register custom components (spaCy's ``--code``), in the
+    driver and in every worker, before a pipeline that uses them is loaded."""
+    import importlib.util
+    import sys
+
+    for path in paths:
+        file = Path(path)
+        if not file.is_file():
+            raise InputError(Errors.E186.format(what="--code", value=path,
+                                                reason="no such Python file",
+                                                fix="Pass the path of a .py file."))
+        module_name = f"xapps_user_code_{file.stem}"
+        if module_name in sys.modules:
+            continue
+        spec = importlib.util.spec_from_file_location(module_name, file)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
 
 
 def _count(paths: list[Path], options: ReadOptions) -> int | None:

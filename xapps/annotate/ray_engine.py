@@ -93,6 +93,7 @@ def run_ray(shards: Iterator, settings, workers: int, gpus: int, address: str | 
     rows = [{"shard": shard.name, "staged": stage_shard(shard, staging)} for shard in shards]
     if not rows:
         return
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address, ignore_reinit_error=True, include_dashboard=False,
@@ -107,7 +108,7 @@ def run_ray(shards: Iterator, settings, workers: int, gpus: int, address: str | 
         cpus = max(1, (os.cpu_count() or 1) // n_actors) if not address else 1
         actor_settings = dict(asdict(settings), threads=settings.threads or cpus)
         ds = ray.data.from_items(rows).map_batches(
-            ShardActor, batch_size=1, concurrency=n_actors,
+            ShardActor, batch_size=1, compute=ray.data.ActorPoolStrategy(size=n_actors),
             num_gpus=1 if use_gpu else 0, num_cpus=0.5 if use_gpu else cpus,
             fn_constructor_kwargs={"settings": actor_settings})
         try:
@@ -119,3 +120,5 @@ def run_ray(shards: Iterator, settings, workers: int, gpus: int, address: str | 
     finally:
         if started_here:
             ray.shutdown()
+        if not any(staging.iterdir()):
+            staging.rmdir()

@@ -46,11 +46,14 @@ from ..annotate.records import DEFAULT_MAX_CHARS, INPUT_FORMATS
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Config override when --pipeline is a .cfg (repeatable), e.g. "
                    "--set components.xmen_linker.kb=kb.jsonl")
+@click.option("--code", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Python file registering custom components, imported in every worker "
+                   "(as spaCy's --code). Repeatable.")
 @click.option("--overwrite", is_flag=True, help="Start over, discarding a previous output.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def annotate(pipeline, inputs, output, fmt, input_format, batch_size, shard_size, n_process,
              engine, ray_address, id_field, text_field, lang_field, max_chars, no_detect_lang,
-             overrides, overwrite, quiet) -> None:
+             overrides, code, overwrite, quiet) -> None:
     """Annotate a corpus with a pipeline, in resumable shards.
 
     Bad records (invalid JSON, no text, too long, not UTF-8) go to OUTPUT/errors/ with the
@@ -67,6 +70,7 @@ def annotate(pipeline, inputs, output, fmt, input_format, batch_size, shard_size
                        read=ReadOptions(id_field, text_field, lang_field, max_chars,
                                         input_format),
                        overrides=parse_overrides(overrides), detect_lang=not no_detect_lang,
+                       code=list(code),
                        overwrite=overwrite, progress=not quiet)
     summary = run_job(config)
     new = summary.records + summary.errors - summary.records_resumed
