@@ -123,3 +123,18 @@ def test_report_in_a_real_headless_browser(job_output, tmp_path):
         assert page.locator("#errors tr").count() >= 2  # header + the broken line
         browser.close()
     assert problems == []
+
+
+def test_cli_report(job_output, tmp_path):
+    from click.testing import CliRunner
+
+    from xapps.cli import main
+
+    result = CliRunner().invoke(main, ["report", str(job_output), "--html",
+                                       str(tmp_path / "r.html"), "--examples", "3"])
+    assert result.exit_code == 0, result.output
+    assert "Report of 12 records (15 entities, 1 errors)" in result.output
+    page = (tmp_path / "r.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and page.count('class="record"') == 3
+    result = CliRunner().invoke(main, ["report", str(tmp_path), "--html", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "[E189]" in result.output

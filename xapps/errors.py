@@ -303,3 +303,5 @@ class Errors:
             "completed shards are kept; re-run the same command to resume.")
     E189 = ("[E189] '{path}' is not the output of `xapps annotate`: {reason}. Pass the folder "
             "given to `xapps annotate --output`.")
+    # --- fact-to-text (xapps.fact2text) ---------------------------------------------------
+    E190 = ("[E190] {where}: {reason}. Expected {expected}. Fix the record or the file.")

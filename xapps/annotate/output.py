@@ -11,6 +11,7 @@ schemas can hold (entities and their concept ids), with the rest under an ``xapp
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -100,8 +101,6 @@ class ShardWriter:
             self._fh.write(_conll_block(doc, record))
 
     def close(self) -> None:
-        import os
-
         if self._docbin is not None:
             self.path.write_bytes(self._docbin.to_bytes())
             return
