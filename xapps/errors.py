@@ -305,3 +305,9 @@ class Errors:
             "given to `xapps annotate --output`.")
     # --- fact-to-text (xapps.fact2text) ---------------------------------------------------
     E190 = ("[E190] {where}: {reason}. Expected {expected}. Fix the record or the file.")
+    E191 = ("[E191] The fact-to-text generator has no training examples in language '{lang}' "
+            "(it has: {known}). Fit it on examples in that language (e.g. the few-shot train "
+            "half), or ask for one of those languages.")
+    E192 = ("[E192] '{path}' is not a saved fact-to-text generator: {reason}. Make one with "
+            "`xapps f2t train ... --out {path}`.")
+    E193 = ("[E193] fact2text: {what}. {fix}")

@@ -128,6 +128,13 @@ def register() -> None:
         # with character offsets into doc.text; [] when none was found.
         # xapps.oie.component.triple_spans turns one into Spans.
         Doc.set_extension("triples", default=None)
+    if not Doc.has_extension("facts"):
+        # Facts to verbalise, set by the caller: [{"subject", "predicate", "object",
+        # "qualifiers"?}, ...]; fact2text reads these first, else doc._.triples.
+        Doc.set_extension("facts", default=None)
+    if not Doc.has_extension("verbalization"):
+        # The sentence fact2text generated from the Doc's facts (None without facts).
+        Doc.set_extension("verbalization", default=None)
     if not Doc.has_extension("translation"):
         # The target-language text of a source Doc, for annotation projection: a str, or a
         # Doc whose tokens fix the target words. Both survive a DocBin written with

@@ -11,6 +11,8 @@ from spacy.language import Language
 
 from . import extensions  # noqa: F401  (registers the Doc/Span/Token attributes)
 from .encoder import XappsEncoder
+from .fact2text.component import DEFAULT_CONFIG as F2T_CONFIG
+from .fact2text.component import Fact2Text
 from .linking.component import XmenLinker
 from .oie.component import DEFAULT_CONFIG as OIE_CONFIG
 from .oie.component import OIEExtractor
@@ -94,3 +96,14 @@ def make_oie_extractor(nlp: Language, name: str, model: Optional[str], batch_siz
                        min_confidence: float) -> OIEExtractor:
     return OIEExtractor(nlp, name, model=model, batch_size=batch_size,
                         min_confidence=min_confidence)
+
+
+@Language.factory(
+    "fact2text",
+    default_config=F2T_CONFIG,
+    assigns=["doc._.verbalization"],
+    requires=[],
+)
+def make_fact2text(nlp: Language, name: str, model: Optional[str], target_lang: str,
+                   batch_size: int) -> Fact2Text:
+    return Fact2Text(nlp, name, model=model, target_lang=target_lang, batch_size=batch_size)

@@ -11,6 +11,7 @@ from .. import __version__
 from ..errors import XappsError
 from .annotate import annotate, report
 from .demo import demo
+from .f2t import f2t
 from .index import index
 from .kb import kb
 from .link import link
@@ -53,3 +54,4 @@ main.add_command(projection)
 main.add_command(oie)
 main.add_command(annotate)
 main.add_command(report)
+main.add_command(f2t)

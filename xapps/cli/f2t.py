@@ -1,0 +1,104 @@
+"""`xapps f2t`: train, run and evaluate fact-to-text generators."""
+from __future__ import annotations
+
+import json
+import time
+
+import click
+
+
+def _examples(paths, langs):
+    from ..fact2text.data import read_examples
+
+    out = []
+    for path in paths:
+        for lang in langs or [None]:
+            out += read_examples(path, lang=lang, langs=[lang] if lang else None)
+    return out
+
+
+@click.group("f2t")
+def f2t() -> None:
+    """Fact-to-text generation (XF2T-style)."""
+
+
+@f2t.command("train")
+@click.option("--train", "train_paths", required=True, multiple=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="Examples: XAlign/WebNLG JSONL, WebNLG XML, Hindi JSON. Repeatable.")
+@click.option("--lang", "langs", multiple=True,
+              help="Target language(s) to keep (and, for WebNLG XML, the references to read). "
+                   "Repeatable; default: every language in the files.")
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+@click.option("--kind", type=click.Choice(["retrieval"]), default="retrieval", show_default=True,
+              help="retrieval: retrieve-and-relexicalise (no training).")
+@click.option("--backbone", default="me5-small", show_default=True,
+              help="Encoder of the fact-set index (retrieval).")
+def train(train_paths, langs, out, kind, backbone) -> None:
+    """Fit a generator on examples and save it to --out."""
+    from ..fact2text.retrieval import RetrievalGenerator
+
+    examples = _examples(train_paths, list(langs))
+    if langs:
+        examples = [ex for ex in examples if ex.lang in langs]
+    t0 = time.perf_counter()
+    generator = RetrievalGenerator(backbone=backbone).fit(examples)
+    generator.save(out)
+    click.echo(f"{kind} generator: {len(generator.examples):,} examples in "
+               f"{', '.join(generator.languages)}; fitted in {time.perf_counter() - t0:.1f} s "
+               f"-> {out}")
+
+
+@f2t.command("generate")
+@click.option("--model", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--facts", "facts_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Fact sets: JSONL lines with 'facts' (or 'triples'), any reader format.")
+@click.option("--lang", required=True, help="Language to generate in.")
+@click.option("--output", default="-", type=click.Path(dir_okay=False, allow_dash=True),
+              help="JSONL of {id, lang, facts, text}; '-' for stdout.")
+def generate(model, facts_path, lang, output) -> None:
+    """Verbalise fact sets in --lang."""
+    from ..fact2text import load_generator
+    from ..fact2text.data import read_examples
+    from ..fileio import atomic_write_text
+
+    generator = load_generator(model)
+    examples = read_examples(facts_path, lang=lang, langs=[lang, "en"])
+    texts = generator.generate([ex.facts for ex in examples], lang)
+    lines = "".join(json.dumps({"id": ex.id, "lang": lang, "facts": [f.to_json() for f in
+                                                                      ex.facts],
+                                "text": text}, ensure_ascii=False) + "\n"
+                    for ex, text in zip(examples, texts))
+    if output == "-":
+        click.echo(lines, nl=False)
+    else:
+        atomic_write_text(output, lines)
+        click.echo(f"{len(texts):,} texts -> {output}", err=True)
+
+
+@f2t.command("eval")
+@click.option("--model", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--test", "test_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--lang", required=True, help="Language of the references (and of the output).")
+@click.option("--predictions", default=None, type=click.Path(dir_okay=False),
+              help="Also write the generated texts (JSONL).")
+def evaluate(model, test_path, lang, predictions) -> None:
+    """BLEU, chrF++, fact coverage and hallucination rate on a test set."""
+    from ..fact2text import load_generator
+    from ..fact2text.data import read_examples
+    from ..fact2text.evaluate import score
+    from ..fileio import atomic_write_text
+
+    generator = load_generator(model)
+    examples = [ex for ex in read_examples(test_path, lang=lang, langs=[lang]) if ex.texts]
+    t0 = time.perf_counter()
+    texts = generator.generate([ex.facts for ex in examples], lang)
+    seconds = time.perf_counter() - t0
+    result = score([ex.facts for ex in examples], texts, [ex.texts for ex in examples],
+                   lang).to_dict()
+    result["fact_sets_per_second"] = round(len(texts) / seconds, 1) if seconds else None
+    if predictions:
+        atomic_write_text(predictions, "".join(json.dumps(
+            {"id": ex.id, "text": t, "references": ex.texts}, ensure_ascii=False) + "\n"
+            for ex, t in zip(examples, texts)))
+    click.echo(json.dumps(result, indent=2))
