@@ -30,23 +30,54 @@ def f2t() -> None:
               help="Target language(s) to keep (and, for WebNLG XML, the references to read). "
                    "Repeatable; default: every language in the files.")
 @click.option("--out", required=True, type=click.Path(file_okay=False))
-@click.option("--kind", type=click.Choice(["retrieval"]), default="retrieval", show_default=True,
-              help="retrieval: retrieve-and-relexicalise (no training).")
+@click.option("--kind", type=click.Choice(["retrieval", "seq2seq"]), default="retrieval",
+              show_default=True,
+              help="retrieval: retrieve-and-relexicalise (no training); seq2seq: train a "
+                   "generator (warm-started from an encoder, or an mT5/mBART checkpoint).")
 @click.option("--backbone", default="me5-small", show_default=True,
-              help="Encoder of the fact-set index (retrieval).")
-def train(train_paths, langs, out, kind, backbone) -> None:
-    """Fit a generator on examples and save it to --out."""
-    from ..fact2text.retrieval import RetrievalGenerator
-
+              help="retrieval: encoder of the fact-set index; seq2seq: an encoder to "
+                   "warm-start from, or a seq2seq checkpoint (e.g. google/mt5-base).")
+@click.option("--steps", default=2000, show_default=True, help="seq2seq: training steps.")
+@click.option("--batch-size", default=16, show_default=True, help="seq2seq: batch size.")
+@click.option("--lr", default=1e-4, show_default=True, help="seq2seq: learning rate.")
+@click.option("--decoder-layers", default=6, show_default=True,
+              help="seq2seq warm start: decoder layers taken from the encoder's first ones.")
+@click.option("--no-trim-vocab", is_flag=True, help="seq2seq: keep the full vocabulary.")
+@click.option("--seed", default=0, show_default=True)
+def train(train_paths, langs, out, kind, backbone, steps, batch_size, lr, decoder_layers,
+          no_trim_vocab, seed) -> None:
+    """Fit (retrieval) or train (seq2seq) a generator on examples and save it to --out."""
     examples = _examples(train_paths, list(langs))
     if langs:
         examples = [ex for ex in examples if ex.lang in langs]
     t0 = time.perf_counter()
-    generator = RetrievalGenerator(backbone=backbone).fit(examples)
+    if kind == "retrieval":
+        from ..fact2text.retrieval import RetrievalGenerator
+
+        generator = RetrievalGenerator(backbone=backbone).fit(examples)
+        generator.save(out)
+        click.echo(f"retrieval generator: {len(generator.examples):,} examples in "
+                   f"{', '.join(generator.languages)}; fitted in "
+                   f"{time.perf_counter() - t0:.1f} s -> {out}")
+        return
+    import torch
+
+    from ..fact2text.seq2seq import Seq2SeqConfig, Seq2SeqGenerator
+    from ..fileio import atomic_write_text
+
+    torch.manual_seed(seed)
+    cfg = Seq2SeqConfig(backbone=backbone, decoder_layers=decoder_layers,
+                        trim_vocab=not no_trim_vocab)
+    generator = Seq2SeqGenerator.create(cfg, examples, langs=list(langs))
+    stats = generator.train(examples, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
     generator.save(out)
-    click.echo(f"{kind} generator: {len(generator.examples):,} examples in "
-               f"{', '.join(generator.languages)}; fitted in {time.perf_counter() - t0:.1f} s "
-               f"-> {out}")
+    stats.update(examples=len(examples), languages=sorted({ex.lang for ex in examples}),
+                 vocab=len(generator.vocab) if generator.vocab is not None else None,
+                 backbone=backbone, decoder_layers=decoder_layers)
+    atomic_write_text(f"{out}/training.json", json.dumps(stats, indent=2))
+    click.echo(f"seq2seq generator: {stats['pairs']:,} pairs, {steps} steps in "
+               f"{stats['seconds']:.0f} s, loss {stats['loss_first']:.2f} -> "
+               f"{stats['loss_last']:.2f} -> {out}")
 
 
 @f2t.command("generate")

@@ -29,4 +29,9 @@ def load_generator(folder: str | os.PathLike):
     kind = json.loads(cfg_path.read_text(encoding="utf-8")).get("kind")
     if kind == KIND:
         return RetrievalGenerator.load(folder)
+    from .seq2seq import KIND as SEQ2SEQ
+    from .seq2seq import Seq2SeqGenerator
+
+    if kind == SEQ2SEQ:
+        return Seq2SeqGenerator.load(folder)
     raise InputError(Errors.E192.format(path=folder, reason=f"unknown generator kind {kind!r}"))

@@ -102,13 +102,26 @@ def _fact(value, where: str) -> Fact:
     raise _bad(where, f"{value!r} is not a fact", _EXPECTED_FACT)
 
 
-def facts_from_json(value, where: str) -> list[Fact]:
+def facts_from_json(value, where: str, strict: bool = True) -> list[Fact]:
+    """The facts of a record. ``strict=False`` skips incomplete facts (the Hindi gold set has
+    95 triples without predicate or object among 2,246) instead of raising."""
     if not isinstance(value, list) or not value:
         raise _bad(where, "the facts are not a non-empty list", _EXPECTED_FACT)
-    return [_fact(v, where) for v in value]
+    if strict:
+        return [_fact(v, where) for v in value]
+    out = []
+    for v in value:
+        try:
+            out.append(_fact(v, where))
+        except InputError:
+            continue
+    if not out:
+        raise _bad(where, "no complete fact", _EXPECTED_FACT)
+    return out
 
 
-def _example_from_json(obj, where: str, default_lang: str | None) -> F2TExample:
+def _example_from_json(obj, where: str, default_lang: str | None,
+                       strict: bool = True) -> F2TExample:
     """XAlign (``sentence``, ``facts``, ``language``), the shared WebNLG JSONL (``triples``,
     ``texts``, ``lang``) and the Hindi layouts (``triples``/``all_triples``, ``sentence``)."""
     if not isinstance(obj, dict):
@@ -118,7 +131,7 @@ def _example_from_json(obj, where: str, default_lang: str | None) -> F2TExample:
     if key is None:
         raise _bad(where, f"no 'facts' or 'triples' (fields: {', '.join(sorted(obj))})",
                    "an object with facts/triples and sentence/texts")
-    facts = facts_from_json(obj[key], where)
+    facts = facts_from_json(obj[key], where, strict)
     texts = obj.get("texts")
     if texts is None:
         texts = [obj["sentence"]] if isinstance(obj.get("sentence"), str) else []
@@ -131,7 +144,8 @@ def _example_from_json(obj, where: str, default_lang: str | None) -> F2TExample:
                       str(obj.get("id") or obj.get("entity_id") or where), meta)
 
 
-def read_jsonl(path: str | os.PathLike, lang: str | None = None) -> Iterator[F2TExample]:
+def read_jsonl(path: str | os.PathLike, lang: str | None = None,
+               strict: bool = True) -> Iterator[F2TExample]:
     path = Path(path)
     for lineno, line in iter_lines(path, lambda w, r: InputError(
             Errors.E004.format(path=w, reason=r))):
@@ -141,10 +155,11 @@ def read_jsonl(path: str | os.PathLike, lang: str | None = None) -> Iterator[F2T
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise InputError(Errors.E001.format(where=where, reason=exc.msg)) from None
-            yield _example_from_json(obj, where, lang)
+            yield _example_from_json(obj, where, lang, strict)
 
 
-def read_json_dict(path: str | os.PathLike, lang: str | None = None) -> Iterator[F2TExample]:
+def read_json_dict(path: str | os.PathLike, lang: str | None = None,
+                   strict: bool = True) -> Iterator[F2TExample]:
     """A JSON object of id -> example, or a list of examples (the Hindi gold files)."""
     path = Path(path)
     try:
@@ -153,7 +168,7 @@ def read_json_dict(path: str | os.PathLike, lang: str | None = None) -> Iterator
         raise InputError(Errors.E001.format(where=f"{path}:{exc.lineno}", reason=exc.msg)) from None
     items = data.items() if isinstance(data, dict) else enumerate(data)
     for key, obj in items:
-        example = _example_from_json(obj, f"{path}[{key}]", lang)
+        example = _example_from_json(obj, f"{path}[{key}]", lang, strict)
         example.id = str(key) if isinstance(data, dict) else example.id
         yield example
 
@@ -192,7 +207,7 @@ def read_webnlg_xml(path: str | os.PathLike, langs: Iterable[str] = ("en",),
 
 
 def read_examples(path: str | os.PathLike, lang: str | None = None,
-                  langs: Iterable[str] | None = None) -> list[F2TExample]:
+                  langs: Iterable[str] | None = None, strict: bool = True) -> list[F2TExample]:
     """Any supported file, by its ending: .jsonl (XAlign, WebNLG JSONL, Hindi), .json (a
     dict or list of examples), .xml (WebNLG; ``langs`` picks the reference languages)."""
     path = Path(path)
@@ -200,9 +215,9 @@ def read_examples(path: str | os.PathLike, lang: str | None = None,
         raise InputError(Errors.E004.format(path=path, reason="no such file"))
     suffix = [s.lower() for s in path.suffixes if s.lower() != ".gz"][-1:] or [""]
     if suffix[0] in (".jsonl", ".ndjson"):
-        return list(read_jsonl(path, lang))
+        return list(read_jsonl(path, lang, strict))
     if suffix[0] == ".json":
-        return list(read_json_dict(path, lang))
+        return list(read_json_dict(path, lang, strict))
     if suffix[0] == ".xml":
         return list(read_webnlg_xml(path, langs or ([lang] if lang else ["en"])))
     raise InputError(Errors.E004.format(path=path, reason=f"unknown file type {suffix[0]!r}"))

@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+import torch
+
+from xapps.fact2text.data import F2TExample, Fact
+from xapps.fact2text.seq2seq import (
+    Seq2SeqConfig,
+    Seq2SeqGenerator,
+    VocabMap,
+    build_model,
+    parameter_count,
+    trim_vocabulary,
+)
+
+EXAMPLES = [
+    F2TExample([Fact("Aarhus", "leader", "Jacob Bundsgaard")],
+               ["The leader of Aarhus is Jacob Bundsgaard."], "en", "a"),
+    F2TExample([Fact("Aarhus Airport", "runway length", "2702.0"),
+                Fact("Aarhus Airport", "city served", "Aarhus")],
+               ["Aarhus Airport serves Aarhus and has a runway of 2702.0 metres."], "en", "b"),
+    F2TExample([Fact("Aarhus", "leader", "Jacob Bundsgaard")],
+               ["Arweinydd Aarhus yw Jacob Bundsgaard."], "cy", "c"),
+]
+
+
+def test_vocab_map_round_trip():
+    vocab = VocabMap([5, 0, 9, 3], vocab_size=12, unk_id=3)
+    assert vocab.keep.tolist() == [0, 3, 5, 9] and len(vocab) == 4
+    assert vocab.to_new([9, 5, 7]) == [3, 2, 1]  # 7 is not kept: <unk>
+    assert vocab.to_old([3, 2]) == [9, 5]
+
+
+@pytest.mark.parametrize("which", ["warm-start", "mt5"])
+def test_trimming_keeps_the_logits_of_kept_tokens(which, tiny_xlmr_path, tiny_mt5_path):
+    torch.manual_seed(0)
+    path = str(tiny_xlmr_path if which == "warm-start" else tiny_mt5_path)
+    model = build_model(path, decoder_layers=1).eval()
+    keep = np.array(sorted({0, 1, 2, 3, 5, 8, 13, 21, 34}))
+    enc_ids = torch.tensor([[5, 8, 13, 2]])
+    dec_ids = torch.tensor([[0, 21, 34]])
+    before = model(input_ids=enc_ids, decoder_input_ids=dec_ids).logits[..., keep]
+    n_before = parameter_count(model)
+    trim_vocabulary(model, keep)
+    remap = {int(k): i for i, k in enumerate(keep)}
+    new_enc = torch.tensor([[remap[int(i)] for i in enc_ids[0]]])
+    new_dec = torch.tensor([[remap[int(i)] for i in dec_ids[0]]])
+    after = model(input_ids=new_enc, decoder_input_ids=new_dec).logits
+    assert after.shape[-1] == len(keep)
+    assert torch.allclose(before, after, atol=1e-5)
+    assert parameter_count(model) < n_before
+
+
+def test_warm_started_generator_trains_generates_and_reloads(tiny_xlmr_path, tmp_path):
+    torch.manual_seed(0)
+    cfg = Seq2SeqConfig(backbone=str(tiny_xlmr_path), decoder_layers=1, max_target_len=12,
+                        num_beams=2)
+    gen = Seq2SeqGenerator.create(cfg, EXAMPLES, langs=["cy", "en"])
+    assert gen.vocab is not None and len(gen.vocab) < len(gen.tokenizer)
+    stats = gen.train(EXAMPLES, steps=30, batch_size=3, lr=1e-3, progress=False)
+    assert stats["pairs"] == 3 and np.isfinite(stats["loss_last"])
+    assert stats["loss_last"] < stats["loss_first"]  # it learns the three references
+    facts = [[Fact("Aarhus", "leader", "Jacob Bundsgaard")]]
+    out = gen.generate(facts, "cy")
+    assert len(out) == 1 and isinstance(out[0], str)
+    gen.save(tmp_path / "gen")
+    from xapps.fact2text import load_generator
+
+    again = load_generator(tmp_path / "gen")
+    assert again.generate(facts, "cy") == out
+    assert torch.equal(again.model.role_embeddings.weight, gen.model.role_embeddings.weight)
+
+
+def test_mt5_backbone_uses_the_same_code_path(tiny_mt5_path):
+    torch.manual_seed(0)
+    cfg = Seq2SeqConfig(backbone=str(tiny_mt5_path), trim_vocab=False, max_target_len=8,
+                        num_beams=1, constrain_entities=False)
+    gen = Seq2SeqGenerator.create(cfg, EXAMPLES)
+    assert gen.vocab is None and gen.start_id == gen.tokenizer.pad_token_id
+    stats = gen.train(EXAMPLES, steps=2, batch_size=2, progress=False)
+    assert stats["steps"] == 2
+    assert len(gen.generate([[Fact("a", "b", "c")], [Fact("d", "e", "f")]], "en")) == 2

@@ -1,0 +1,371 @@
+"""A trained fact-to-text generator: any Hugging Face seq2seq model (mT5, mBART) or an
+encoder-decoder warm-started from the shared encoder, with structure-aware input, fact-aware
+embeddings and a trimmed vocabulary.
+
+Warm start (the CPU default): me5-small becomes both encoder and decoder (decoder layers taken
+from its first ``decoder_layers`` layers, cross-attention new), as in Rothe et al.'s BERT2BERT.
+Vocabulary trimming keeps only the subwords that the training texts, the facts and the
+language tags use: the model's behaviour on those is unchanged, and the 250k-row embedding
+(most of me5-small's weights) shrinks to a few tens of thousands of rows, so training fits a
+2-core CPU. The tokenizer stays the original one; ids are mapped into the kept rows
+(``VocabMap``), and anything outside them becomes ``<unk>``.
+
+Users with a GPU and an mT5 checkpoint use the same class with ``backbone="google/mt5-base"``
+(trimming optional).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import Errors, InputError
+from ..fileio import atomic_write_text
+from .data import F2TExample, Fact
+from .encoding import lang_tag, linearise, token_roles
+from .evaluate import coverage
+from .fact_embeddings import FactAwareSeq2Seq
+
+logger = logging.getLogger("xapps")
+
+KIND = "seq2seq"
+CFG_FILE = "cfg.json"
+MODEL_DIR = "model"
+TOKENIZER_DIR = "tokenizer"
+VOCAB_FILE = "vocab_keep.json"
+FACT_TABLES = "fact_embeddings.safetensors"
+
+
+@dataclass
+class Seq2SeqConfig:
+    backbone: str = "me5-small"
+    decoder_layers: int = 6
+    trim_vocab: bool = True
+    max_facts: int = 16
+    max_source_len: int = 128
+    max_target_len: int = 64
+    num_beams: int = 4
+    length_penalty: float = 1.0
+    #: rerank the beams by how many input entities they contain (the entity constraint)
+    constrain_entities: bool = True
+
+
+class VocabMap:
+    """Original tokenizer ids <-> rows of the trimmed embedding."""
+
+    def __init__(self, keep: Sequence[int], vocab_size: int, unk_id: int) -> None:
+        self.keep = np.asarray(sorted(set(int(i) for i in keep)), dtype=np.int64)
+        self.old2new = np.full(vocab_size, -1, dtype=np.int64)
+        self.old2new[self.keep] = np.arange(len(self.keep))
+        self.unk = int(self.old2new[unk_id])
+        self.old2new[self.old2new < 0] = self.unk
+
+    def __len__(self) -> int:
+        return len(self.keep)
+
+    def to_new(self, ids: Sequence[int]) -> list[int]:
+        return self.old2new[np.asarray(ids, dtype=np.int64)].tolist()
+
+    def to_old(self, ids: Sequence[int]) -> list[int]:
+        return self.keep[np.asarray(ids, dtype=np.int64)].tolist()
+
+
+def _resolve(backbone: str) -> str:
+    """An installed xapps model name -> its folder; anything else as given."""
+    from ..models.store import installed_path
+
+    path = installed_path(backbone) if "/" not in backbone else None
+    return str(path) if path is not None else backbone
+
+
+def build_model(backbone: str, decoder_layers: int):
+    """A seq2seq model: the backbone itself when it is one, else an encoder-decoder
+    warm-started from the (encoder) backbone."""
+    from transformers import AutoConfig, AutoModelForSeq2SeqLM, EncoderDecoderModel
+
+    path = _resolve(backbone)
+    config = AutoConfig.from_pretrained(path)
+    if getattr(config, "is_encoder_decoder", False):
+        return AutoModelForSeq2SeqLM.from_pretrained(path)
+    return EncoderDecoderModel.from_encoder_decoder_pretrained(
+        path, path, decoder_num_hidden_layers=decoder_layers)
+
+
+def _position_limit(model) -> int:
+    """How many input positions the encoder has (RoBERTa-style models reserve pad+1)."""
+    config = getattr(model.config, "encoder", model.config)
+    limit = getattr(config, "max_position_embeddings", None)
+    if not isinstance(limit, int):
+        return 10**9  # relative positions (T5): no fixed limit
+    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+        limit -= (config.pad_token_id or 0) + 1
+    return limit
+
+
+def _parts(model) -> list[nn.Module]:
+    from transformers import EncoderDecoderModel
+
+    return [model.encoder, model.decoder] if isinstance(model, EncoderDecoderModel) else [model]
+
+
+def trim_vocabulary(model, keep: np.ndarray) -> None:
+    """Keep only the embedding (and output) rows of ``keep``, in that order; tied output
+    layers stay tied."""
+    idx = torch.as_tensor(keep, dtype=torch.long)
+    for part in _parts(model):
+        old = part.get_input_embeddings()
+        new = nn.Embedding(len(keep), old.weight.shape[1])
+        new.weight.data = old.weight.data[idx].clone()
+        out = part.get_output_embeddings() if hasattr(part, "get_output_embeddings") else None
+        tied = out is not None and out.weight is old.weight
+        part.set_input_embeddings(new)
+        if out is not None:
+            lin = nn.Linear(out.weight.shape[1], len(keep), bias=out.bias is not None)
+            lin.weight = new.weight if tied else nn.Parameter(out.weight.data[idx].clone())
+            if out.bias is not None:
+                lin.bias = nn.Parameter(out.bias.data[idx].clone())
+            part.set_output_embeddings(lin)
+            # LM heads keep their own handle on the output bias (RoBERTa's lm_head.bias,
+            # BERT's cls.predictions.bias): point it at the trimmed one
+            for module in part.modules():
+                bias = module._parameters.get("bias")
+                if (module is not lin and bias is not None and bias.dim() == 1
+                        and bias.shape[0] == old.weight.shape[0] and lin.bias is not None):
+                    module.bias = lin.bias
+        part.config.vocab_size = len(keep)
+    if hasattr(model.config, "decoder"):
+        model.config.decoder.vocab_size = len(keep)
+        model.config.encoder.vocab_size = len(keep)
+    model.config.vocab_size = len(keep)
+
+
+class Seq2SeqGenerator:
+    """``Seq2SeqGenerator.create(cfg, examples)``, ``.train(examples)``, ``.generate(fact_sets,
+    lang)``, ``.save(dir)`` / ``.load(dir)``."""
+
+    def __init__(self, cfg: Seq2SeqConfig, model: FactAwareSeq2Seq, tokenizer,
+                 vocab: VocabMap | None) -> None:
+        self.cfg, self.model, self.tokenizer, self.vocab = cfg, model, tokenizer, vocab
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model.to(self.device)
+        self._set_special_ids()
+        self._source_limit = min(cfg.max_source_len, _position_limit(self.model.model))
+
+    # -------------------------------------------------------------------- construction
+    @classmethod
+    def create(cls, cfg: Seq2SeqConfig, examples: Sequence[F2TExample],
+               langs: Sequence[str] = ()) -> "Seq2SeqGenerator":
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(_resolve(cfg.backbone))
+        model = build_model(cfg.backbone, cfg.decoder_layers)
+        vocab = None
+        if cfg.trim_vocab:
+            texts = [t for ex in examples for t in ex.texts]
+            texts += [linearise(ex.facts, ex.lang).text for ex in examples]
+            texts += [lang_tag(lang) for lang in set(langs) | {ex.lang for ex in examples}]
+            keep = set(tokenizer.all_special_ids)
+            for start in range(0, len(texts), 1000):
+                for ids in tokenizer(texts[start:start + 1000])["input_ids"]:
+                    keep.update(ids)
+            vocab = VocabMap(sorted(keep), len(tokenizer), tokenizer.unk_token_id)
+            trim_vocabulary(model, vocab.keep)
+            logger.info("fact2text: vocabulary trimmed to %d of %d subwords", len(vocab),
+                        len(tokenizer))
+        return cls(cfg, FactAwareSeq2Seq(model, max_facts=cfg.max_facts), tokenizer, vocab)
+
+    def _map(self, ids: list[int]) -> list[int]:
+        return self.vocab.to_new(ids) if self.vocab is not None else ids
+
+    def _set_special_ids(self) -> None:
+        tok = self.tokenizer
+        inner = self.model.model
+        is_t5_like = getattr(inner.config, "is_encoder_decoder", False) and not hasattr(
+            inner.config, "decoder")
+        start = tok.pad_token_id if is_t5_like or tok.bos_token_id is None else (
+            tok.cls_token_id if tok.cls_token_id is not None else tok.bos_token_id)
+        eos = tok.eos_token_id if tok.eos_token_id is not None else tok.sep_token_id
+        self.start_id, self.eos_id, self.pad_id = (self._map([start])[0], self._map([eos])[0],
+                                                   self._map([tok.pad_token_id])[0])
+        for conf in (inner.config, inner.generation_config):
+            conf.decoder_start_token_id = self.start_id
+            conf.eos_token_id = self.eos_id
+            conf.pad_token_id = self.pad_id
+        self._bos_old = start if not is_t5_like else None
+
+    # ------------------------------------------------------------------------ tensors
+    def _sources(self, fact_sets: Sequence[Sequence[Fact]], langs: Sequence[str]):
+        rows = []
+        for facts, lang in zip(fact_sets, langs):
+            lin = linearise(facts, lang)
+            enc = self.tokenizer(lin.text, return_offsets_mapping=True, truncation=True,
+                                 max_length=self._source_limit)
+            roles, fact_ids = token_roles(lin, enc["offset_mapping"], self.cfg.max_facts)
+            rows.append((self._map(enc["input_ids"]), roles, fact_ids))
+        width = max(len(r[0]) for r in rows)
+
+        def pad(seqs, value):
+            return torch.tensor([s + [value] * (width - len(s)) for s in seqs],
+                                device=self.device)
+
+        ids = pad([r[0] for r in rows], self.pad_id)
+        mask = pad([[1] * len(r[0]) for r in rows], 0)
+        return ids, mask, pad([r[1] for r in rows], 0), pad([r[2] for r in rows], 0)
+
+    def _labels(self, texts: Sequence[str]) -> torch.Tensor:
+        seqs = []
+        for ids in self.tokenizer(list(texts), truncation=True,
+                                  max_length=self.cfg.max_target_len)["input_ids"]:
+            if self._bos_old is not None and ids and ids[0] == self._bos_old:
+                ids = ids[1:]  # the decoder start token is prepended by the model
+            seqs.append(self._map(ids))
+        width = max(len(s) for s in seqs)
+        return torch.tensor([s + [-100] * (width - len(s)) for s in seqs], device=self.device)
+
+    # ------------------------------------------------------------------------ training
+    def train(self, examples: Sequence[F2TExample], *, steps: int = 1000, batch_size: int = 16,
+              lr: float = 1e-4, fact_lr: float = 1e-3, warmup: float = 0.05, seed: int = 0,
+              texts_per_example: int = 2, progress: bool = True) -> dict:
+        """Teacher-forced cross-entropy on (facts, reference) pairs; AdamW with linear warm-up
+        and decay. Returns the loss curve and timing."""
+        from tqdm import tqdm
+
+        pairs = [(ex.facts, ex.lang, t) for ex in examples for t in ex.texts[:texts_per_example]]
+        if not pairs:
+            raise InputError(Errors.E190.format(where="Seq2SeqGenerator.train",
+                                                reason="no example has a reference text",
+                                                expected="training examples with texts"))
+        rng = random.Random(seed)
+        torch.manual_seed(seed)
+        fact_params = list(self.model.role_embeddings.parameters()) + list(
+            self.model.fact_embeddings.parameters())
+        fact_ids = {id(p) for p in fact_params}
+        base = [p for p in self.model.parameters() if id(p) not in fact_ids and p.requires_grad]
+        opt = torch.optim.AdamW([{"params": base, "lr": lr},
+                                 {"params": fact_params, "lr": fact_lr}], weight_decay=0.01)
+        n_warm = max(1, int(steps * warmup))
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: min(1.0, (s + 1) / n_warm) * max(0.0, (steps - s) / max(1, steps - n_warm))
+            if s >= n_warm else (s + 1) / n_warm)
+        self.model.train()
+        order: list[int] = []
+        losses: list[float] = []
+        started = time.perf_counter()
+        bar = tqdm(range(steps), desc="training fact2text", unit="step", disable=not progress)
+        for step in bar:
+            if len(order) < batch_size:
+                more = list(range(len(pairs)))
+                rng.shuffle(more)
+                order += more
+            batch = [pairs[i] for i in order[:batch_size]]
+            del order[:batch_size]
+            ids, mask, roles, facts = self._sources([b[0] for b in batch], [b[1] for b in batch])
+            labels = self._labels([b[2] for b in batch])
+            loss = self.model(ids, attention_mask=mask, role_ids=roles, fact_ids=facts,
+                              labels=labels).loss
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            losses.append(float(loss))
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+        self.model.eval()
+        seconds = time.perf_counter() - started
+        curve = [round(float(np.mean(losses[i:i + 50])), 4) for i in range(0, len(losses), 50)]
+        return {"steps": steps, "batch_size": batch_size, "lr": lr, "pairs": len(pairs),
+                "seconds": round(seconds, 1), "loss_first": round(float(np.mean(losses[:10])), 4),
+                "loss_last": round(float(np.mean(losses[-10:])), 4),
+                "loss_every_50": curve}
+
+    # ---------------------------------------------------------------------- generation
+    @torch.no_grad()
+    def generate(self, fact_sets: Sequence[Sequence[Fact]], lang: str,
+                 batch_size: int = 16) -> list[str]:
+        self.model.eval()
+        out: list[str] = []
+        beams = max(1, self.cfg.num_beams)
+        keep = beams if self.cfg.constrain_entities and beams > 1 else 1
+        for start in range(0, len(fact_sets), batch_size):
+            chunk = [list(fs) for fs in fact_sets[start:start + batch_size]]
+            ids, mask, roles, facts = self._sources(chunk, [lang] * len(chunk))
+            gen = self.model.generate(ids, attention_mask=mask, role_ids=roles, fact_ids=facts,
+                                      num_beams=beams, num_return_sequences=keep,
+                                      max_new_tokens=self.cfg.max_target_len,
+                                      length_penalty=self.cfg.length_penalty,
+                                      decoder_start_token_id=self.start_id,
+                                      eos_token_id=self.eos_id, pad_token_id=self.pad_id)
+            texts = [self._decode(row) for row in gen.tolist()]
+            for i, fs in enumerate(chunk):
+                options = texts[i * keep:(i + 1) * keep]
+                # beams come best-first; the first one with the most input entities wins
+                best = max(range(len(options)), key=lambda j: (coverage(fs, options[j])[0], -j))
+                out.append(options[best])
+        return out
+
+    def _decode(self, ids: list[int]) -> str:
+        if self.vocab is not None:
+            ids = self.vocab.to_old(ids)
+        return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+
+    # --------------------------------------------------------------------- persistence
+    def save(self, folder: str | os.PathLike) -> None:
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.model.save_pretrained(folder / MODEL_DIR)
+        self.tokenizer.save_pretrained(folder / TOKENIZER_DIR)
+        save_file({"role": self.model.role_embeddings.weight.detach().cpu().contiguous(),
+                   "fact": self.model.fact_embeddings.weight.detach().cpu().contiguous()},
+                  str(folder / FACT_TABLES))
+        if self.vocab is not None:
+            atomic_write_text(folder / VOCAB_FILE, json.dumps(
+                {"keep": self.vocab.keep.tolist(), "vocab_size": len(self.tokenizer)}))
+        atomic_write_text(folder / CFG_FILE, json.dumps({"kind": KIND, **asdict(self.cfg)},
+                                                        indent=2))
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> "Seq2SeqGenerator":
+        from safetensors.torch import load_file
+        from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
+
+        folder = Path(folder)
+        raw = json.loads((folder / CFG_FILE).read_text(encoding="utf-8"))
+        raw.pop("kind", None)
+        cfg = Seq2SeqConfig(**raw)
+        tokenizer = AutoTokenizer.from_pretrained(folder / TOKENIZER_DIR)
+        config = AutoConfig.from_pretrained(folder / MODEL_DIR)
+        if getattr(config, "model_type", "") == "encoder-decoder":
+            from transformers import EncoderDecoderModel
+
+            model = EncoderDecoderModel.from_pretrained(folder / MODEL_DIR)
+        else:
+            model = AutoModelForSeq2SeqLM.from_pretrained(folder / MODEL_DIR)
+        vocab = None
+        if (folder / VOCAB_FILE).is_file():
+            data = json.loads((folder / VOCAB_FILE).read_text())
+            vocab = VocabMap(data["keep"], data["vocab_size"], tokenizer.unk_token_id)
+        wrapped = FactAwareSeq2Seq(model, max_facts=cfg.max_facts)
+        tables = load_file(str(folder / FACT_TABLES))
+        wrapped.role_embeddings.weight.data.copy_(tables["role"])
+        wrapped.fact_embeddings.weight.data.copy_(tables["fact"])
+        return cls(cfg, wrapped.eval(), tokenizer, vocab)
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+__all__ = ["Seq2SeqConfig", "Seq2SeqGenerator", "VocabMap", "build_model", "trim_vocabulary",
+           "parameter_count"]
