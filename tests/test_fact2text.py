@@ -256,3 +256,18 @@ def test_cli_train_generate_eval(tiny_xlmr_path, tmp_path):
     # place of the Welsh one, so only the first differs from its reference
     assert preds == ["Hyd rhedfa Aarhus Airport yw 2702.0.", *[r["texts"][0] for r in rows[1:]]]
     assert scores["n"] == 3 and 50 < scores["bleu"] < 100 and scores["fact_coverage"] == 1.0
+
+
+def test_entity_lexicon_learns_how_a_language_writes_names():
+    from xapps.fact2text.data import F2TExample
+    from xapps.fact2text.lexicon import EntityLexicon
+
+    lexicon = EntityLexicon().learn([
+        F2TExample([Fact("Soumili Biswas", "occupation", "actor")],
+                   ["सौमिली बिस्वास एक अभिनेत्री हैं ।"], "hi"),
+        F2TExample([Fact("Amit Biswas", "country", "India")], ["अमित बिस्वास भारत से हैं ।"], "hi"),
+        F2TExample([Fact("Denmark", "capital", "Copenhagen")], ["Danmark"], "da")])
+    assert lexicon.render("Soumili Biswas") == "सौमिली बिस्वास"
+    assert lexicon.render("Biswas Kumar") == "बिस्वास Kumar"  # unseen words stay
+    assert lexicon.render("Denmark") == "Danmark"
+    assert "India" not in lexicon.renderings  # भारत is a translation, not a rendering

@@ -29,6 +29,7 @@ import numpy as np
 from ..errors import Errors, InputError
 from ..fileio import atomic_write_text
 from .data import F2TExample, Fact
+from .lexicon import EntityLexicon
 
 logger = logging.getLogger("xapps")
 
@@ -163,6 +164,7 @@ class RetrievalGenerator:
         self._backbone = None
         self._by_lang: dict[str, _Indexed] = {}
         self.templates: dict[str, dict[str, Counter]] = {}
+        self.lexicons: dict[str, EntityLexicon] = {}
         self.examples: list[F2TExample] = []
 
     @property
@@ -204,6 +206,7 @@ class RetrievalGenerator:
             index.build(unique, self._encode(unique))
             self._by_lang[lang] = _Indexed(exs, sigs, groups, index)
             self.templates[lang] = _templates(exs)
+            self.lexicons[lang] = EntityLexicon().learn(exs)
             logger.info("fact2text retrieval: %s: %d examples, %d predicate sets, "
                         "templates for %d predicates", lang, len(exs), len(unique),
                         len(self.templates[lang]))
@@ -217,7 +220,11 @@ class RetrievalGenerator:
         queries = [signature(fs) for fs in fact_sets]
         hits = store.index.search(self._encode(queries), k=min(self.cfg["k"],
                                                                len(store.by_signature)))
-        return [self._one(list(fs), row, store, lang) for fs, row in zip(fact_sets, hits)]
+        lexicon = self.lexicons[lang]
+        # the entities as the language writes them (learned renderings), for the output
+        rendered = [[Fact(lexicon.render(f.subject), f.predicate, lexicon.render(f.object),
+                          f.qualifiers) for f in fs] for fs in fact_sets]
+        return [self._one(list(fs), row, store, lang) for fs, row in zip(rendered, hits)]
 
     def _one(self, facts: list[Fact], hits, store: _Indexed, lang: str) -> str:
         best: tuple[float, str, list[tuple[int, int]]] | None = None

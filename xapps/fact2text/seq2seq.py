@@ -48,6 +48,9 @@ FACT_TABLES = "fact_embeddings.safetensors"
 @dataclass
 class Seq2SeqConfig:
     backbone: str = "me5-small"
+    #: warm start only: encoder / decoder layers taken from the backbone's first ones (None:
+    #: all); fewer layers is what makes CPU training affordable
+    encoder_layers: int | None = None
     decoder_layers: int = 6
     trim_vocab: bool = True
     max_facts: int = 16
@@ -87,7 +90,7 @@ def _resolve(backbone: str) -> str:
     return str(path) if path is not None else backbone
 
 
-def build_model(backbone: str, decoder_layers: int):
+def build_model(backbone: str, decoder_layers: int, encoder_layers: int | None = None):
     """A seq2seq model: the backbone itself when it is one, else an encoder-decoder
     warm-started from the (encoder) backbone."""
     from transformers import AutoConfig, AutoModelForSeq2SeqLM, EncoderDecoderModel
@@ -96,8 +99,9 @@ def build_model(backbone: str, decoder_layers: int):
     config = AutoConfig.from_pretrained(path)
     if getattr(config, "is_encoder_decoder", False):
         return AutoModelForSeq2SeqLM.from_pretrained(path)
+    extra = {"encoder_num_hidden_layers": encoder_layers} if encoder_layers else {}
     return EncoderDecoderModel.from_encoder_decoder_pretrained(
-        path, path, decoder_num_hidden_layers=decoder_layers)
+        path, path, decoder_num_hidden_layers=decoder_layers, **extra)
 
 
 def _position_limit(model) -> int:
@@ -167,7 +171,7 @@ class Seq2SeqGenerator:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(_resolve(cfg.backbone))
-        model = build_model(cfg.backbone, cfg.decoder_layers)
+        model = build_model(cfg.backbone, cfg.decoder_layers, cfg.encoder_layers)
         vocab = None
         if cfg.trim_vocab:
             texts = [t for ex in examples for t in ex.texts]
