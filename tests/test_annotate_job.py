@@ -310,3 +310,41 @@ def test_worker_failure_keeps_completed_shards(tmp_path):
     with pytest.raises(XappsError, match=r"E188.*\(loading\)"):
         run_job(job(broken, [tmp_path / "in.jsonl"], tmp_path / "out", n_process=2))
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["shards"] == {}
+
+
+def test_doc_record_carries_every_annotation_kind(tmp_path):
+    """Entities with concepts, span groups, triples, hits, projections and categories all
+    reach the record, and survive the DocBin format."""
+    from xapps.annotate.output import ShardWriter, doc_record, read_shard
+
+    nlp = spacy.blank("en")
+    doc = nlp("Fever in Paris.")
+    doc.ents = [doc.char_span(0, 5, "DISO", kb_id="C03")]
+    doc.ents[0]._.kb_ents = [("C03", 0.9), ("C01", 0.2)]
+    doc.spans["terms"] = [doc.char_span(9, 14, "LOC")]
+    doc._.triples = [{"relation": {"role": "REL", "start": 6, "end": 8, "text": "in"},
+                      "arguments": [{"role": "ARG0", "start": 0, "end": 5, "text": "Fever"}],
+                      "confidence": 0.5}]
+    doc._.hits = [("doc-7", 0.75)]
+    target = spacy.blank("fr")("Fièvre à Paris.")
+    target.ents = [target.char_span(9, 14, "LOC")]
+    doc._.projection = target
+    doc.cats = {"clinical": 0.8}
+    rec = doc_record(doc, record_id="r1", lang="en", meta={"k": 1},
+                     provenance={"pipeline": "p"}, timing={"batch_ms": 1.0,
+                                                           "batch_records": 1},
+                     kb_names={"C03": "Fever"}.get)
+    assert rec["ents"] == [{"start": 0, "end": 5, "label": "DISO", "text": "Fever",
+                            "kb_id": "C03", "kb_name": "Fever",
+                            "kb_ents": [["C03", 0.9], ["C01", 0.2]]}]
+    assert rec["spans"] == {"terms": [{"start": 9, "end": 14, "label": "LOC",
+                                       "text": "Paris"}]}
+    assert rec["triples"][0]["confidence"] == 0.5 and rec["hits"] == [["doc-7", 0.75]]
+    assert rec["projection"] == {"text": "Fièvre à Paris.", "ents": [
+        {"start": 9, "end": 14, "label": "LOC", "text": "Paris"}]}
+    assert rec["cats"] == {"clinical": 0.8} and rec["provenance"] == {"pipeline": "p"}
+    writer = ShardWriter(tmp_path / "s.spacy", "docbin")
+    writer.write(doc, rec)
+    writer.close()
+    (back,) = read_shard(tmp_path / "s.spacy", "docbin")
+    assert back == rec

@@ -55,7 +55,8 @@ def doc_record(doc: Doc, *, record_id: str, lang: str | None, meta: dict,
     if groups:
         out["spans"] = groups
     if doc._.triples is not None:
-        out["triples"] = doc._.triples
+        # plain lists: a Doc read back from a DocBin holds them as msgpack tuples
+        out["triples"] = json.loads(json.dumps(doc._.triples))
     if doc._.hits is not None:
         out["hits"] = [[str(i), round(float(s), 6)] for i, s in doc._.hits]
     projection = doc._.projection
