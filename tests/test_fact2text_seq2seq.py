@@ -79,3 +79,17 @@ def test_mt5_backbone_uses_the_same_code_path(tiny_mt5_path):
     stats = gen.train(EXAMPLES, steps=2, batch_size=2, progress=False)
     assert stats["steps"] == 2
     assert len(gen.generate([[Fact("a", "b", "c")], [Fact("d", "e", "f")]], "en")) == 2
+
+
+def test_script_unification_round_trip():
+    from xapps.fact2text.script import from_devanagari, to_devanagari, unifies
+    from xapps.fact2text.seq2seq import _unified
+
+    bengali = "বাংলা ভাষা ১৯৭১"
+    assert to_devanagari(bengali) == "बांला भाषा १९७१"
+    assert from_devanagari(to_devanagari(bengali), "bn") == bengali
+    assert from_devanagari("हिंदी", "hi") == "हिंदी" and not unifies("cy")
+    cfg = Seq2SeqConfig(script_unification=True)
+    assert _unified(bengali, "bn", cfg) == "बांला भाषा १९७१"
+    assert _unified("Cymraeg", "cy", cfg) == "Cymraeg"
+    assert _unified(bengali, "bn", Seq2SeqConfig()) == bengali

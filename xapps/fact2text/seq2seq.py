@@ -60,6 +60,17 @@ class Seq2SeqConfig:
     length_penalty: float = 1.0
     #: rerank the beams by how many input entities they contain (the entity constraint)
     constrain_entities: bool = True
+    #: write the targets of Indic languages in Devanagari (shared subwords), and convert
+    #: generated text back to the language's script (xapps.fact2text.script)
+    script_unification: bool = False
+
+
+def _unified(text: str, lang: str, cfg: Seq2SeqConfig) -> str:
+    if not cfg.script_unification:
+        return text
+    from .script import to_devanagari, unifies
+
+    return to_devanagari(text) if unifies(lang) else text
 
 
 class VocabMap:
@@ -174,7 +185,7 @@ class Seq2SeqGenerator:
         model = build_model(cfg.backbone, cfg.decoder_layers, cfg.encoder_layers)
         vocab = None
         if cfg.trim_vocab:
-            texts = [t for ex in examples for t in ex.texts]
+            texts = [_unified(t, ex.lang, cfg) for ex in examples for t in ex.texts]
             texts += [linearise(ex.facts, ex.lang).text for ex in examples]
             texts += [lang_tag(lang) for lang in set(langs) | {ex.lang for ex in examples}]
             keep = set(tokenizer.all_special_ids)
@@ -243,7 +254,8 @@ class Seq2SeqGenerator:
         and decay. Returns the loss curve and timing."""
         from tqdm import tqdm
 
-        pairs = [(ex.facts, ex.lang, t) for ex in examples for t in ex.texts[:texts_per_example]]
+        pairs = [(ex.facts, ex.lang, _unified(t, ex.lang, self.cfg))
+                 for ex in examples for t in ex.texts[:texts_per_example]]
         if not pairs:
             raise InputError(Errors.E190.format(where="Seq2SeqGenerator.train",
                                                 reason="no example has a reference text",
@@ -310,6 +322,10 @@ class Seq2SeqGenerator:
                                       decoder_start_token_id=self.start_id,
                                       eos_token_id=self.eos_id, pad_token_id=self.pad_id)
             texts = [self._decode(row) for row in gen.tolist()]
+            if self.cfg.script_unification:
+                from .script import from_devanagari
+
+                texts = [from_devanagari(t, lang) for t in texts]
             for i, fs in enumerate(chunk):
                 options = texts[i * keep:(i + 1) * keep]
                 # beams come best-first; the first one with the most input entities wins
