@@ -46,9 +46,12 @@ def f2t() -> None:
 @click.option("--script-unification", is_flag=True,
               help="seq2seq: train Indic-script targets in Devanagari (shared subwords) and "
                    "write the output back in each language's script.")
+@click.option("--force-entities", is_flag=True,
+              help="seq2seq: decoding may not end before every subject/object is written "
+                   "(force-copy); default: beams reranked by how many they contain.")
 @click.option("--seed", default=0, show_default=True)
 def train(train_paths, langs, out, kind, backbone, steps, batch_size, lr, decoder_layers,
-          no_trim_vocab, script_unification, seed) -> None:
+          no_trim_vocab, script_unification, force_entities, seed) -> None:
     """Fit (retrieval) or train (seq2seq) a generator on examples and save it to --out."""
     examples = _examples(train_paths, list(langs))
     if langs:
@@ -70,7 +73,8 @@ def train(train_paths, langs, out, kind, backbone, steps, batch_size, lr, decode
 
     torch.manual_seed(seed)
     cfg = Seq2SeqConfig(backbone=backbone, decoder_layers=decoder_layers,
-                        trim_vocab=not no_trim_vocab, script_unification=script_unification)
+                        trim_vocab=not no_trim_vocab, script_unification=script_unification,
+                        force_entities=force_entities)
     generator = Seq2SeqGenerator.create(cfg, examples, langs=list(langs))
     stats = generator.train(examples, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
     generator.save(out)

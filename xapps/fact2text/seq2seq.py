@@ -60,6 +60,9 @@ class Seq2SeqConfig:
     length_penalty: float = 1.0
     #: rerank the beams by how many input entities they contain (the entity constraint)
     constrain_entities: bool = True
+    #: hard constraint: the decoder may not stop before every subject/object appears, and
+    #: is made to copy the missing ones when its length budget runs out (force-copy)
+    force_entities: bool = False
     #: write the targets of Indic languages in Devanagari (shared subwords), and convert
     #: generated text back to the language's script (xapps.fact2text.script)
     script_unification: bool = False
@@ -315,8 +318,15 @@ class Seq2SeqGenerator:
         for start in range(0, len(fact_sets), batch_size):
             chunk = [list(fs) for fs in fact_sets[start:start + batch_size]]
             ids, mask, roles, facts = self._sources(chunk, [lang] * len(chunk))
+            extra = {}
+            if self.cfg.force_entities:
+                from transformers import LogitsProcessorList
+
+                extra["logits_processor"] = LogitsProcessorList([ForceEntities(
+                    [self._entity_ids(fs) for fs in chunk], beams, self.eos_id,
+                    self.cfg.max_target_len)])
             gen = self.model.generate(ids, attention_mask=mask, role_ids=roles, fact_ids=facts,
-                                      num_beams=beams, num_return_sequences=keep,
+                                      num_beams=beams, num_return_sequences=keep, **extra,
                                       max_new_tokens=self.cfg.max_target_len,
                                       length_penalty=self.cfg.length_penalty,
                                       decoder_start_token_id=self.start_id,
@@ -331,6 +341,17 @@ class Seq2SeqGenerator:
                 # beams come best-first; the first one with the most input entities wins
                 best = max(range(len(options)), key=lambda j: (coverage(fs, options[j])[0], -j))
                 out.append(options[best])
+        return out
+
+    def _entity_ids(self, facts: Sequence[Fact]) -> list[list[int]]:
+        from .evaluate import fact_entities
+
+        out = []
+        for entity in fact_entities(facts):
+            ids = self.tokenizer(entity, add_special_tokens=False)["input_ids"]
+            ids = [i for i in self._map(ids) if self.vocab is None or i != self.vocab.unk]
+            if ids:
+                out.append(ids)
         return out
 
     def _decode(self, ids: list[int]) -> str:
@@ -383,9 +404,59 @@ class Seq2SeqGenerator:
         return cls(cfg, wrapped.eval(), tokenizer, vocab)
 
 
+def _contains(seq: list[int], sub: list[int]) -> bool:
+    n = len(sub)
+    return any(seq[i:i + n] == sub for i in range(len(seq) - n + 1))
+
+
+def _pending_prefix(seq: list[int], entity: list[int]) -> int:
+    """How many leading tokens of ``entity`` end ``seq`` (0 if none)."""
+    for k in range(min(len(entity) - 1, len(seq)), 0, -1):
+        if seq[-k:] == entity[:k]:
+            return k
+    return 0
+
+
+class ForceEntities:
+    """A logits processor for ``generate``: while an entity's token sequence is missing from
+    a hypothesis, end-of-sequence is forbidden; a started entity is continued; and when the
+    remaining length budget is just enough for the missing entities, the next one is forced.
+    Rows are (example, beam) pairs in ``generate``'s order."""
+
+    def __init__(self, entities: list[list[list[int]]], beams: int, eos_id: int,
+                 max_new_tokens: int) -> None:
+        self.entities, self.beams, self.eos, self.max_new = entities, beams, eos_id, max_new_tokens
+        self.start_len: int | None = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor):
+        if self.start_len is None:
+            self.start_len = input_ids.shape[1]
+        used = input_ids.shape[1] - self.start_len
+        for row in range(input_ids.shape[0]):
+            seq = input_ids[row].tolist()
+            missing = [e for e in self.entities[row // self.beams] if not _contains(seq, e)]
+            if not missing:
+                continue
+            scores[row, self.eos] = float("-inf")
+            started = [(e, k) for e in missing if (k := _pending_prefix(seq, e))]
+            budget = self.max_new - used
+            need = sum(len(e) for e in missing)
+            if started:
+                e, k = max(started, key=lambda ek: ek[1])
+                forced = e[k]
+            elif budget <= need:
+                forced = missing[0][0]
+            else:
+                continue
+            keep = scores[row, forced].clone()
+            scores[row, :] = float("-inf")
+            scores[row, forced] = keep if torch.isfinite(keep) else 0.0
+        return scores
+
+
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
 
 
-__all__ = ["Seq2SeqConfig", "Seq2SeqGenerator", "VocabMap", "build_model", "trim_vocabulary",
-           "parameter_count"]
+__all__ = ["ForceEntities", "Seq2SeqConfig", "Seq2SeqGenerator", "VocabMap", "build_model",
+           "trim_vocabulary", "parameter_count"]
