@@ -1,10 +1,10 @@
 """How a language writes the entity words of the facts, learned from its training examples.
 
 Facts often name entities in English (Wikidata labels) while the references write them in
-the target language's own form or script: ``Biswas`` is ``बिस्वास`` in Hindi, ``Denmark`` is
-``Danmark`` in Danish. A word of a fact's subject or object and a word of the reference with
+the target language's own form or script: ``Biswas`` is ``बिस्वास`` in Hindi. A word of a fact's subject or object and a word of the reference with
 the same romanised consonant skeleton (:func:`~xapps.fact2text.evaluate.skeleton`) are
-counted as one rendering; generation then writes each entity word as its most frequent
+counted as one rendering when the reference word is in another script (within one script,
+equal skeletons are mostly different words); generation then writes each entity word as its most frequent
 rendering, and leaves unseen words as they are.
 """
 from __future__ import annotations
@@ -42,7 +42,9 @@ class EntityLexicon:
                 if len(skel) < 2:
                     continue
                 for token in by_skeleton.get(skel, ()):
-                    if token != word:
+                    # another script only: within one script, words with one skeleton are
+                    # mostly different words (measured: English BLEU 43.8 -> 30.5)
+                    if token != word and not any("a" <= c.lower() <= "z" for c in token):
                         self.renderings.setdefault(word, Counter())[token] += 1
         return self
 
