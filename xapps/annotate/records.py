@@ -178,15 +178,20 @@ def _decode(raw: bytes, where: str) -> str | BadRecord:
         return BadRecord(where, f"not UTF-8 text ({exc.reason} at byte {exc.start})")
 
 
-def _jsonl(path: Path, options: ReadOptions) -> Iterator[Item]:
+def _decoded_lines(path: Path) -> Iterator[tuple[str, str | BadRecord]]:
+    """("file:line", text) of each non-blank line; a line that is not UTF-8, or where a
+    read error stopped the file, comes as a BadRecord instead of the text."""
     for lineno, raw in _raw_lines(path):
         if isinstance(raw, BadRecord):
-            yield raw
+            yield raw.where, raw
             return
-        if not raw.strip():
-            continue
-        where = f"{path}:{lineno}"
-        line = _decode(raw, where)
+        if raw.strip():
+            where = f"{path}:{lineno}"
+            yield where, _decode(raw, where)
+
+
+def _jsonl(path: Path, options: ReadOptions) -> Iterator[Item]:
+    for where, line in _decoded_lines(path):
         if isinstance(line, BadRecord):
             yield line
             continue
@@ -289,14 +294,7 @@ def _docbin(path: Path) -> Iterator[Item]:
 
 
 def _text_lines(path: Path) -> Iterator[Item]:
-    for lineno, raw in _raw_lines(path):
-        if isinstance(raw, BadRecord):
-            yield raw
-            return
-        if not raw.strip():
-            continue
-        where = f"{path}:{lineno}"
-        line = _decode(raw, where)
+    for where, line in _decoded_lines(path):
         yield line if isinstance(line, BadRecord) else InputRecord(
             where, line.rstrip("\r\n"), None, {}, where)
 
