@@ -121,3 +121,31 @@ def test_force_entities_copies_every_entity_into_the_output(tiny_xlmr_path):
         assert all(_contains(row, e) for e in ents)
     texts = gen.generate(fact_sets, "en")  # through the config flag
     assert "Bundsgaard" in texts[0]  # ("J" is not in the tiny fixture vocabulary)
+
+
+def test_warm_start_copies_self_attention_into_cross_attention(tiny_xlmr_path):
+    model = build_model(str(tiny_xlmr_path), decoder_layers=2)
+    layers = [m for m in model.decoder.modules() if hasattr(m, "crossattention")]
+    assert len(layers) == 2
+    for layer in layers:
+        for (name, a), (_, b) in zip(layer.attention.state_dict().items(),
+                                     layer.crossattention.state_dict().items()):
+            assert torch.equal(a, b), name
+
+
+def test_trained_generator_reads_its_input(tiny_xlmr_path):
+    """A decoder that learns the references as a language model scores them as well from
+    the wrong facts as from the right ones (what a me5-small warm start did before its
+    cross-attention was copied from self-attention; a tiny random model cannot reproduce
+    that collapse, the test above covers the fix). Swapping the fact sets must cost loss."""
+    torch.manual_seed(0)
+    names = ["red", "water", "green", "tree", "city", "blue"]  # in the tiny vocabulary
+    examples = [F2TExample([Fact(s, "leader", o)], [f"{o} leads {s}."], "en", f"{i}")
+                for i, (s, o) in enumerate(zip(names, names[1:] + names[:1]))]
+    cfg = Seq2SeqConfig(backbone=str(tiny_xlmr_path), decoder_layers=1, max_target_len=12)
+    gen = Seq2SeqGenerator.create(cfg, examples)
+    gen.train(examples, steps=120, batch_size=6, lr=2e-3, progress=False)
+
+    dep = gen.input_dependence(examples, batch_size=6)
+    assert dep["examples"] == 6
+    assert dep["loss"] < 0.93 * dep["loss_shuffled_facts"], dep

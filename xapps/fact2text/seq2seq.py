@@ -114,8 +114,34 @@ def build_model(backbone: str, decoder_layers: int, encoder_layers: int | None =
     if getattr(config, "is_encoder_decoder", False):
         return AutoModelForSeq2SeqLM.from_pretrained(path)
     extra = {"encoder_num_hidden_layers": encoder_layers} if encoder_layers else {}
-    return EncoderDecoderModel.from_encoder_decoder_pretrained(
+    model = EncoderDecoderModel.from_encoder_decoder_pretrained(
         path, path, decoder_num_hidden_layers=decoder_layers, **extra)
+    init_cross_attention_from_self(model.decoder)
+    return model
+
+
+def init_cross_attention_from_self(decoder: nn.Module) -> int:
+    """Start each new cross-attention block as a copy of its layer's pretrained
+    self-attention (XLM / MASS-style warm start); returns how many blocks were copied.
+
+    Randomly initialised cross-attention (small weights) gives the encoder almost no say in
+    the first updates, and on a few thousand examples the warm-started decoder settles as a
+    language model that ignores its input: with me5-small, 1500 steps left the loss on
+    shuffled inputs equal to the loss on the right ones (1.8071 vs 1.8074). Copied weights
+    attend to encoder tokens like the decoder's own from the first step.
+    """
+    copied = 0
+    for module in decoder.modules():
+        self_attn = getattr(module, "attention", None)
+        cross = getattr(module, "crossattention", None)
+        if not isinstance(self_attn, nn.Module) or not isinstance(cross, nn.Module):
+            continue
+        source, target = self_attn.state_dict(), cross.state_dict()
+        if source.keys() == target.keys() and all(
+                source[k].shape == target[k].shape for k in source):
+            cross.load_state_dict(source)
+            copied += 1
+    return copied
 
 
 def _position_limit(model) -> int:
@@ -307,6 +333,36 @@ class Seq2SeqGenerator:
                 "loss_last": round(float(np.mean(losses[-10:])), 4),
                 "loss_every_50": curve}
 
+    @torch.no_grad()
+    def input_dependence(self, examples: Sequence[F2TExample], batch_size: int = 32) -> dict:
+        """Teacher-forced loss of the references from their own facts and from another
+        example's facts (rotated by one within each batch). A model that reads its input
+        loses clearly more on the second; equal losses mean the decoder ignores the encoder.
+        """
+        self.model.eval()
+        pairs = [(ex.facts, ex.lang, _unified(ex.texts[0], ex.lang, self.cfg))
+                 for ex in examples if ex.texts]
+        totals = {"right": 0.0, "shuffled": 0.0}
+        batches = seen = 0
+        for start in range(0, len(pairs) - 1, batch_size):
+            chunk = pairs[start:start + batch_size]
+            if len(chunk) < 2:
+                break
+            labels = self._labels([c[2] for c in chunk])
+            for key, facts in (("right", [c[0] for c in chunk]),
+                               ("shuffled", [c[0] for c in chunk[1:] + chunk[:1]])):
+                ids, mask, roles, fids = self._sources(facts, [c[1] for c in chunk])
+                totals[key] += float(self.model(ids, attention_mask=mask, role_ids=roles,
+                                                fact_ids=fids, labels=labels).loss)
+            batches, seen = batches + 1, seen + len(chunk)
+        if not batches:
+            raise InputError(Errors.E190.format(
+                where="Seq2SeqGenerator.input_dependence", reason="fewer than 2 references",
+                expected="at least two examples with a reference text"))
+        return {"loss": round(totals["right"] / batches, 4),
+                "loss_shuffled_facts": round(totals["shuffled"] / batches, 4),
+                "examples": seen}
+
     # ---------------------------------------------------------------------- generation
     @torch.no_grad()
     def generate(self, fact_sets: Sequence[Sequence[Fact]], lang: str,
@@ -459,4 +515,4 @@ def parameter_count(model: nn.Module) -> int:
 
 
 __all__ = ["ForceEntities", "Seq2SeqConfig", "Seq2SeqGenerator", "VocabMap", "build_model",
-           "trim_vocabulary", "parameter_count"]
+           "init_cross_attention_from_self", "trim_vocabulary", "parameter_count"]
