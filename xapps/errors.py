@@ -311,3 +311,20 @@ class Errors:
     E192 = ("[E192] '{path}' is not a saved fact-to-text generator: {reason}. Make one with "
             "`xapps f2t train ... --out {path}`.")
     E193 = ("[E193] fact2text: {what}. {fix}")
+    # --- news recommendation (xapps.news) -------------------------------------------------
+    E194 = ("[E194] {where}: {reason}. Expected a MIND news.tsv line (8 tab-separated columns: "
+            "id, category, subcategory, title, abstract, url, title entities, abstract "
+            "entities; 5 to 8 when the last ones are empty) or an xMIND one (3 columns: nid, "
+            "title, abstract; 2 without abstract). Fix the line or remove it.")
+    E195 = ("[E195] {where}: {reason}. Expected {expected}, as in MIND's behaviors.tsv (5 "
+            "tab-separated columns: impression id, user id, time, history, impressions). Fix "
+            "the line or remove it.")
+    E196 = ("[E196] {what} {value!r} is not valid: {reason}. {fix}")
+    E197 = ("[E197] Impression {index}: {reason}. Pass one {what} per candidate of each "
+            "impression, in candidate order, and as many impressions in each argument.")
+    E201 = ("[E201] {n} news id(s) have no text (e.g. '{example}'): every candidate must be in "
+            "the news given. {fix}")
+    E202 = ("[E202] Cannot train the news recommender on {what}: {reason}. {fix}")
+    E203 = ("[E203] '{path}' is not a saved news recommender: {reason}. Make one with "
+            "`xapps news train ... --out {path}` or NewsRecommender.save().")
+    E204 = ("[E204] news_encoder: {what}. {fix}")

@@ -135,6 +135,10 @@ def register() -> None:
     if not Doc.has_extension("verbalization"):
         # The sentence fact2text generated from the Doc's facts (None without facts).
         Doc.set_extension("verbalization", default=None)
+    if not Doc.has_extension("news_vector"):
+        # The news item's vector in the recommendation space of news_encoder (float32, shared
+        # by every language); doc.vector and doc.similarity read it once set.
+        Doc.set_extension("news_vector", default=None)
     if not Doc.has_extension("translation"):
         # The target-language text of a source Doc, for annotation projection: a str, or a
         # Doc whose tokens fix the target words. Both survive a DocBin written with

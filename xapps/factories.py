@@ -14,6 +14,8 @@ from .encoder import XappsEncoder
 from .fact2text.component import DEFAULT_CONFIG as F2T_CONFIG
 from .fact2text.component import Fact2Text
 from .linking.component import XmenLinker
+from .news.component import DEFAULT_CONFIG as NEWS_CONFIG
+from .news.component import NewsEncoder
 from .oie.component import DEFAULT_CONFIG as OIE_CONFIG
 from .oie.component import OIEExtractor
 from .projection.component import DEFAULT_CONFIG as PROJECTOR_CONFIG
@@ -107,3 +109,14 @@ def make_oie_extractor(nlp: Language, name: str, model: Optional[str], batch_siz
 def make_fact2text(nlp: Language, name: str, model: Optional[str], target_lang: str,
                    batch_size: int) -> Fact2Text:
     return Fact2Text(nlp, name, model=model, target_lang=target_lang, batch_size=batch_size)
+
+
+@Language.factory(
+    "news_encoder",
+    default_config=NEWS_CONFIG,
+    assigns=["doc._.news_vector"],
+    requires=[],
+)
+def make_news_encoder(nlp: Language, name: str, model: Optional[str],
+                      batch_size: int) -> NewsEncoder:
+    return NewsEncoder(nlp, name, model=model, batch_size=batch_size)

@@ -16,6 +16,7 @@ from .index import index
 from .kb import kb
 from .link import link
 from .models import models
+from .news import news
 from .oie import oie
 from .project import project, projection
 from .retrieval import retrieval
@@ -55,3 +56,4 @@ main.add_command(oie)
 main.add_command(annotate)
 main.add_command(report)
 main.add_command(f2t)
+main.add_command(news)

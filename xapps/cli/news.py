@@ -1,0 +1,174 @@
+"""`xapps news`: train, evaluate and query a multilingual news recommender."""
+from __future__ import annotations
+
+import json
+import re
+
+import click
+
+_behaviors = click.option("--behaviors", "behaviors_path", required=True,
+                          type=click.Path(exists=True, dir_okay=False),
+                          help="MIND/xMIND behaviors.tsv (labelled impressions).")
+_news = click.option("--news", "news_paths", required=True, multiple=True,
+                     type=click.Path(exists=True, dir_okay=False),
+                     help="MIND or xMIND news.tsv; repeatable (the first file that has an id "
+                          "gives its text).")
+_cache = click.option("--cache", default=None, type=click.Path(file_okay=False),
+                      help="Folder of cached backbone news vectors (default: one per backbone "
+                           "under $XAPPS_HOME/news-vectors).")
+_split = [click.option("--test-fraction", default=0.2, show_default=True,
+                       help="The latest impressions (by time) held out for testing; their "
+                            "users never appear in training."),
+          click.option("--dev-fraction", default=0.1, show_default=True,
+                       help="The latest training impressions used for early stopping.")]
+
+
+def _options(options):
+    def wrap(func):
+        for option in reversed(options):
+            func = option(func)
+        return func
+    return wrap
+
+
+def _load_news(paths):
+    from ..news.data import read_news
+
+    news: dict = {}
+    for path in paths:
+        for nid, item in read_news(path).items():
+            news.setdefault(nid, item)
+    return news
+
+
+def _cache_for(backbone: str, folder):
+    from ..news.vectors import NewsVectorCache
+    from ..paths import xapps_home
+
+    if folder is None:
+        folder = xapps_home() / "news-vectors" / re.sub(r"[^A-Za-z0-9._-]+", "_", backbone)
+    return NewsVectorCache(backbone, folder)
+
+
+def _prepared(behaviors_path, news_paths, test_fraction, dev_fraction):
+    from ..news.data import coverage, read_behaviors, restrict, split_by_time
+
+    news = _load_news(news_paths)
+    impressions = read_behaviors(behaviors_path)
+    click.echo(f"coverage: {coverage(impressions, news)}", err=True)
+    usable = restrict(impressions, news)
+    return news, split_by_time(usable, test_fraction, dev_fraction)
+
+
+@click.group("news")
+def news() -> None:
+    """Multilingual news recommendation (xMIND-style)."""
+
+
+@news.command("train")
+@_behaviors
+@_news
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+@click.option("--backbone", default="me5-small", show_default=True)
+@click.option("--user-encoder", type=click.Choice(["nrms", "mean"]), default="nrms",
+              show_default=True)
+@click.option("--negatives", default=4, show_default=True,
+              help="Non-clicked candidates scored against each click.")
+@click.option("--epochs", default=8, show_default=True)
+@click.option("--batch-size", default=64, show_default=True)
+@click.option("--lr", default=1e-3, show_default=True)
+@click.option("--patience", default=2, show_default=True,
+              help="Stop after this many epochs without a better dev AUC.")
+@click.option("--title-only", is_flag=True, help="Encode titles without abstracts.")
+@_options(_split)
+@_cache
+@click.option("--seed", default=0, show_default=True)
+def train(behaviors_path, news_paths, out, backbone, user_encoder, negatives, epochs,
+          batch_size, lr, patience, title_only, test_fraction, dev_fraction, cache,
+          seed) -> None:
+    """Train the news head and user encoder on labelled impressions; save to --out."""
+    from ..fileio import atomic_write_text
+    from ..news.recommender import NewsRecConfig, NewsRecommender
+
+    news_items, (train_imps, dev, test) = _prepared(behaviors_path, news_paths, test_fraction,
+                                                    dev_fraction)
+    click.echo(f"impressions: train {len(train_imps):,}, dev {len(dev):,}, "
+               f"test {len(test):,}", err=True)
+    cfg = NewsRecConfig(backbone=backbone, user_encoder=user_encoder, negatives=negatives,
+                        with_abstract=not title_only)
+    vectors = _cache_for(backbone, cache)
+    rec = NewsRecommender(cfg, cache=vectors)
+    stats = rec.train(train_imps, news_items, dev=dev, epochs=epochs, batch_size=batch_size,
+                      lr=lr, patience=patience, seed=seed)
+    vectors.save()
+    if test:
+        stats["test"] = rec.evaluate(test, news_items)
+    rec.save(out)
+    atomic_write_text(f"{out}/training.json", json.dumps(stats, indent=2))
+    click.echo(json.dumps({k: v for k, v in stats.items() if k != "epochs"}, indent=2))
+
+
+@news.command("eval")
+@click.option("--model", required=True, type=click.Path(exists=True, file_okay=False))
+@_behaviors
+@_news
+@click.option("--split", type=click.Choice(["all", "test"]), default="all", show_default=True,
+              help="all: every usable impression; test: the held-out part of the time split "
+                   "(the same fractions as training).")
+@_options(_split)
+@click.option("--baselines", is_flag=True,
+              help="Also score random, popularity (from the training part) and "
+                   "mean-of-history (frozen backbone) on the same impressions.")
+@_cache
+def evaluate(model, behaviors_path, news_paths, split, test_fraction, dev_fraction, baselines,
+             cache) -> None:
+    """AUC, MRR, nDCG@5/10, diversity and coverage on labelled impressions."""
+    from ..news.metrics import evaluate_impressions
+    from ..news.recommender import NewsRecommender
+
+    news_items, (train_imps, dev, test) = _prepared(behaviors_path, news_paths, test_fraction,
+                                                    dev_fraction)
+    rec = NewsRecommender.load(model)
+    rec.cache = _cache_for(rec.cfg.backbone, cache)
+    target = test if split == "test" else train_imps + dev + test
+    result = {"model": rec.evaluate(target, news_items)}
+    if baselines:
+        from ..news.baselines import (
+            mean_of_history_scores,
+            popularity_scores,
+            random_scores,
+        )
+
+        labels = [imp.labels for imp in target]
+        result["random"] = evaluate_impressions(labels, random_scores(target))
+        result["popularity"] = evaluate_impressions(labels,
+                                                    popularity_scores(target, train_imps + dev))
+        result["mean-of-history"] = evaluate_impressions(labels, mean_of_history_scores(
+            target, news_items, rec.cache, with_abstract=rec.cfg.with_abstract))
+    rec.cache.save()
+    click.echo(json.dumps(result, indent=2))
+
+
+@news.command("recommend")
+@click.option("--model", required=True, type=click.Path(exists=True, file_okay=False))
+@_news
+@click.option("--user-history", required=True,
+              help="Comma-separated news ids the user clicked, oldest first.")
+@click.option("-k", "k", default=10, show_default=True)
+@_cache
+def recommend(model, news_paths, user_history, k, cache) -> None:
+    """The top-k news of the --news pool for one user (FAISS search by the user vector)."""
+    from ..news.recommender import NewsRecommender
+
+    news_items = _load_news(news_paths)
+    history = [h.strip() for h in user_history.split(",") if h.strip()]
+    rec = NewsRecommender.load(model)
+    rec.cache = _cache_for(rec.cfg.backbone, cache)
+    unknown = [h for h in history if h not in news_items]
+    if unknown:
+        click.echo(f"{len(unknown)} history ids are not in --news and are skipped: "
+                   f"{', '.join(unknown[:5])}", err=True)
+    hits = rec.recommend(history, news_items, k=k)
+    rec.cache.save()
+    for rank, (nid, score) in enumerate(hits, 1):
+        click.echo(f"{rank}\t{nid}\t{score:.4f}\t{news_items[nid].title}")
