@@ -97,7 +97,7 @@ def main() -> None:
         split_by_time,
     )
     from xapps.news.metrics import evaluate_impressions
-    from xapps.news.recommender import NewsRecConfig, NewsRecommender
+    from xapps.news.recommender import NewsRecConfig, NewsRecommender, candidate_vectors
     from xapps.news.vectors import NewsVectorCache
     from xapps.paths import data_root
 
@@ -133,10 +133,11 @@ def main() -> None:
     labels = [imp.labels for imp in test]
     results: dict = {}
 
-    def record(name, scores, extra=None):
-        results[name] = evaluate_impressions(labels, scores, ids=[i.candidates for i in test])
-        if extra:
-            results[name].update(extra)
+    test_vectors = candidate_vectors(test, zh, cache)
+
+    def record(name, scores):
+        results[name] = evaluate_impressions(labels, scores, vectors=test_vectors,
+                                             ids=[i.candidates for i in test])
         print(name, json.dumps(results[name]), flush=True)
 
     record("random", random_scores(test))
@@ -217,11 +218,12 @@ def write_table(p: dict) -> None:
              "impressions. Metrics per impression, then averaged (MIND definitions); "
              "diversity = intra-list distance of the top 10, coverage = share of candidate "
              "news in any top 10.", "",
-             "| Mandarin -> Mandarin | AUC | MRR | nDCG@5 | nDCG@10 | coverage@10 |",
-             "|---|---:|---:|---:|---:|---:|"]
+             "| Mandarin -> Mandarin | AUC | MRR | nDCG@5 | nDCG@10 | diversity@10 | "
+             "coverage@10 |", "|---|---:|---:|---:|---:|---:|---:|"]
     for name, r in p["mandarin_to_mandarin"].items():
         lines.append(f"| {name} | {r['auc']:.4f} | {r['mrr']:.4f} | {r['ndcg@5']:.4f} | "
-                     f"{r['ndcg@10']:.4f} | {r.get('coverage@10', float('nan')):.3f} |")
+                     f"{r['ndcg@10']:.4f} | {r['diversity@10']:.3f} | "
+                     f"{r['coverage@10']:.3f} |")
     g = p["language_gap"]
     zh_auc = g["results"]["candidates zh, history zh"]["auc"]
     en_auc = g["results"]["candidates en, history zh"]["auc"]

@@ -230,3 +230,33 @@ def test_cli_train_eval_recommend(tiny_xlmr_path, news, tmp_path):
     lines = [line for line in res.stdout.splitlines() if line.count("\t") == 3]
     assert len(lines) == 3 and lines[0].startswith("1\t")
     assert "1 history ids are not in --news" in res.output
+
+
+def test_finetuned_top_layers_start_at_the_frozen_vectors_and_train(tiny_xlmr_path, news,
+                                                                   tmp_path):
+    torch.manual_seed(0)
+    cfg = NewsRecConfig(backbone=str(tiny_xlmr_path), dim=16, heads=4, dropout=0.0,
+                        finetune_layers=1)
+    rec = NewsRecommender(cfg)
+    ids = ["S0", "P3", "S5"]
+    # untouched copies of the top layer over cached lower states = the frozen backbone
+    assert np.allclose(rec.base_vectors(ids, news), rec.backbone_vectors(ids, news),
+                       atol=1e-4)
+    before = {k: v.clone() for k, v in rec.model.top.state_dict().items()}
+    rec.train(make_impressions(120, 0), news, epochs=4, batch_size=16, lr=3e-3,
+              progress=False)
+    assert any(not torch.equal(before[k], v) for k, v in rec.model.top.state_dict().items())
+    test = make_impressions(30, 2)
+    assert rec.evaluate(test, news)["auc"] > 0.8
+    rec.save(tmp_path / "ft")
+    again = NewsRecommender.load(tmp_path / "ft")
+    for a, b in zip(rec.score(test, news), again.score(test, news)):
+        assert np.allclose(a, b, atol=1e-4)
+    texts = [news["S1"].text()]
+    assert np.allclose(again.encode_texts(texts), rec.news_vectors(["S1"], news), atol=1e-4)
+
+
+def test_finetune_layers_must_leave_a_frozen_layer(tiny_xlmr_path):
+    with pytest.raises(InputError, match="finetune_layers"):
+        NewsRecommender(NewsRecConfig(backbone=str(tiny_xlmr_path), dim=16, heads=4,
+                                      finetune_layers=2))

@@ -80,12 +80,15 @@ def news() -> None:
 @click.option("--patience", default=2, show_default=True,
               help="Stop after this many epochs without a better dev AUC.")
 @click.option("--title-only", is_flag=True, help="Encode titles without abstracts.")
+@click.option("--finetune-layers", default=0, show_default=True,
+              help="Fine-tune the backbone's top N layers with the head (0: frozen backbone; "
+                   "N > 0 is meant for a GPU).")
 @_options(_split)
 @_cache
 @click.option("--seed", default=0, show_default=True)
 def train(behaviors_path, news_paths, out, backbone, user_encoder, negatives, epochs,
-          batch_size, lr, patience, title_only, test_fraction, dev_fraction, cache,
-          seed) -> None:
+          batch_size, lr, patience, title_only, finetune_layers, test_fraction, dev_fraction,
+          cache, seed) -> None:
     """Train the news head and user encoder on labelled impressions; save to --out."""
     from ..fileio import atomic_write_text
     from ..news.recommender import NewsRecConfig, NewsRecommender
@@ -95,7 +98,7 @@ def train(behaviors_path, news_paths, out, backbone, user_encoder, negatives, ep
     click.echo(f"impressions: train {len(train_imps):,}, dev {len(dev):,}, "
                f"test {len(test):,}", err=True)
     cfg = NewsRecConfig(backbone=backbone, user_encoder=user_encoder, negatives=negatives,
-                        with_abstract=not title_only)
+                        with_abstract=not title_only, finetune_layers=finetune_layers)
     vectors = _cache_for(backbone, cache)
     rec = NewsRecommender(cfg, cache=vectors)
     stats = rec.train(train_imps, news_items, dev=dev, epochs=epochs, batch_size=batch_size,

@@ -49,6 +49,9 @@ class NewsRecConfig:
     negatives: int = 4
     #: encode title + abstract (False: the title alone)
     with_abstract: bool = True
+    #: fine-tune the backbone's top layers with the head (0: frozen backbone, the CPU
+    #: default; xapps.news.finetune)
+    finetune_layers: int = 0
 
     def check(self) -> None:
         if self.user_encoder not in USER_ENCODERS:
@@ -61,6 +64,11 @@ class NewsRecConfig:
                 raise InputError(Errors.E196.format(what=name, value=value,
                                                     reason="it must be a positive integer",
                                                     fix=f"Pass a positive {name}."))
+        if not isinstance(self.finetune_layers, int) or self.finetune_layers < 0:
+            raise InputError(Errors.E196.format(
+                what="finetune_layers", value=self.finetune_layers,
+                reason="it must be 0 (frozen) or a positive number of layers",
+                fix="Pass e.g. finetune_layers=2."))
         if self.user_encoder == "nrms" and self.dim % self.heads:
             raise InputError(Errors.E196.format(
                 what="dim", value=self.dim, reason=f"it is not divisible by heads={self.heads}",
@@ -71,10 +79,20 @@ class _Table:
     """The backbone vectors of the news an operation needs, as one tensor plus an id -> row
     map (row 0 is a zero padding row)."""
 
-    def __init__(self, ids: Sequence[str], vectors: np.ndarray, device) -> None:
+    def __init__(self, ids: Sequence[str], vectors: np.ndarray, device,
+                 texts: Sequence[str] = ()) -> None:
         self.row = {nid: i + 1 for i, nid in enumerate(ids)}
+        self.texts = [""] + list(texts)  # by row; what fine-tuned top layers re-encode
         pad = np.zeros((1, vectors.shape[1]), dtype=np.float32)
         self.vectors = torch.from_numpy(np.concatenate([pad, vectors])).to(device)
+
+
+def candidate_vectors(impressions: Sequence[Impression], news: Mapping[str, NewsItem],
+                      cache: NewsVectorCache, with_abstract: bool = True) -> list[np.ndarray]:
+    """Per impression, the backbone vectors of its candidates (for diversity)."""
+    ids = list(dict.fromkeys(c for imp in impressions for c in imp.candidates))
+    vec = dict(zip(ids, cache.vectors([news[n].text(with_abstract) for n in ids])))
+    return [np.stack([vec[c] for c in imp.candidates]) for imp in impressions]
 
 
 class NewsRecommender:
@@ -91,17 +109,47 @@ class NewsRecommender:
         self.cache = cache or NewsVectorCache(self.cfg.backbone)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model = NewsRecModel(self.cache.dim, self.cfg.dim, self.cfg.user_encoder,
-                                  self.cfg.heads, self.cfg.dropout).to(self.device)
+                                  self.cfg.heads, self.cfg.dropout)
+        self.token_states = None
+        if self.cfg.finetune_layers:
+            from .finetune import TokenStates, TopLayers
+
+            # a submodule of the model: trained, saved and loaded with it
+            self.model.top = TopLayers(self.cache.backbone, self.cfg.finetune_layers)
+            self.token_states = TokenStates(self.cache.backbone, self.cfg.finetune_layers)
+        self.model.to(self.device)
 
     # ------------------------------------------------------------------------ vectors
     def backbone_vectors(self, ids: Sequence[str], news: Mapping[str, NewsItem]) -> np.ndarray:
+        """The frozen backbone's (cached) vectors of the news texts."""
+        return self.cache.vectors(self._texts(ids, news))
+
+    def _texts(self, ids: Sequence[str], news: Mapping[str, NewsItem]) -> list[str]:
         unknown = [nid for nid in ids if nid not in news]
         if unknown:
             raise InputError(Errors.E201.format(
                 n=len(unknown), example=unknown[0],
                 fix="Pass news that cover them, or drop unknown ids first with "
                     "xapps.news.data.restrict()."))
-        return self.cache.vectors([news[nid].text(self.cfg.with_abstract) for nid in ids])
+        return [news[nid].text(self.cfg.with_abstract) for nid in ids]
+
+    def _top(self, texts: Sequence[str], *, keep: bool = True,
+             chunk: int = 64) -> torch.Tensor:
+        """Texts through the fine-tuned top layers (with gradients in training mode)."""
+        out = []
+        for start in range(0, len(texts), chunk):
+            states, mask = self.token_states.batch(texts[start:start + chunk], self.device,
+                                                   keep=keep)
+            out.append(self.model.top(states, mask))
+        return torch.cat(out) if out else torch.zeros((0, self.cache.dim), device=self.device)
+
+    def base_vectors(self, ids: Sequence[str], news: Mapping[str, NewsItem]) -> np.ndarray:
+        """What the news head reads: the frozen backbone's vectors, or those of the
+        fine-tuned top layers."""
+        if self.token_states is None:
+            return self.backbone_vectors(ids, news)
+        with torch.no_grad():
+            return self._top(self._texts(ids, news)).float().cpu().numpy()
 
     def _table(self, impressions: Sequence[Impression], news: Mapping[str, NewsItem],
                extra: Sequence[str] = ()) -> _Table:
@@ -112,7 +160,8 @@ class NewsRecommender:
             ids.update((nid, None) for nid in imp.candidates)
         ids.update((nid, None) for nid in extra)
         order = list(ids)
-        return _Table(order, self.backbone_vectors(order, news), self.device)
+        texts = self._texts(order, news) if self.token_states is not None else ()
+        return _Table(order, self.base_vectors(order, news), self.device, texts)
 
     def _histories(self, impressions: Sequence[Impression], table: _Table):
         rows = self._history_rows(impressions, table)
@@ -133,7 +182,7 @@ class NewsRecommender:
     def news_vectors(self, ids: Sequence[str], news: Mapping[str, NewsItem]) -> np.ndarray:
         """News in the recommendation space (what scores are dot products in)."""
         self.model.eval()
-        base = torch.from_numpy(self.backbone_vectors(ids, news)).to(self.device)
+        base = torch.from_numpy(self.base_vectors(ids, news)).to(self.device)
         return self.model.news(base).float().cpu().numpy()
 
     @torch.no_grad()
@@ -143,9 +192,12 @@ class NewsRecommender:
         from .vectors import PROMPT
 
         self.model.eval()
-        base = self.cache.backbone.encode(list(texts), prompt=PROMPT, batch_size=batch_size,
-                                          progress=False)
-        return self.model.news(torch.from_numpy(base).to(self.device)).float().cpu().numpy()
+        if self.token_states is not None:
+            base = self._top(list(texts), keep=False, chunk=batch_size)
+        else:
+            base = torch.from_numpy(self.cache.backbone.encode(
+                list(texts), prompt=PROMPT, batch_size=batch_size, progress=False))
+        return self.model.news(base.to(self.device)).float().cpu().numpy()
 
     @torch.no_grad()
     def user_vectors(self, histories: Sequence[Sequence[str]],
@@ -197,12 +249,16 @@ class NewsRecommender:
                        unit="batch", disable=not progress)
             for start in bar:
                 chunk = samples[start:start + batch_size]
-                hist, mask = self._histories([s[0] for s in chunk], table)
-                cand_rows = [[table.row[c]] + [table.row[n] for n in (
+                hist_rows = self._history_rows([s[0] for s in chunk], table)
+                cand_rows = torch.tensor([[table.row[c]] + [table.row[n] for n in (
                     rng.sample(negs, k) if len(negs) >= k else rng.choices(negs, k=k))]
-                    for _, c, negs in chunk]
-                cands = table.vectors[torch.tensor(cand_rows, device=self.device)]
-                logits = self.model(hist, mask, cands)
+                    for _, c, negs in chunk], device=self.device)
+                vectors = table.vectors
+                if self.token_states is not None:
+                    # this batch's news through the top layers, with gradients
+                    hist_rows, cand_rows, vectors = self._batch_vectors(hist_rows, cand_rows,
+                                                                        table)
+                logits = self.model(vectors[hist_rows], hist_rows > 0, vectors[cand_rows])
                 loss = torch.nn.functional.cross_entropy(
                     logits, torch.zeros(len(chunk), dtype=torch.long, device=self.device))
                 opt.zero_grad(set_to_none=True)
@@ -227,6 +283,18 @@ class NewsRecommender:
                 "best_epoch": best[2] or len(history), "seconds":
                 round(time.perf_counter() - started, 1), "lr": lr, "batch_size": batch_size}
 
+    def _batch_vectors(self, hist_rows: torch.Tensor, cand_rows: torch.Tensor,
+                       table: _Table):
+        """Re-encode the batch's distinct news through the fine-tuned layers; rows remapped
+        into that small table (row 0 stays padding)."""
+        used = torch.unique(torch.cat([hist_rows.flatten(), cand_rows.flatten()]))
+        used = used[used > 0]
+        remap = torch.zeros(len(table.texts), dtype=torch.long, device=self.device)
+        remap[used] = torch.arange(1, len(used) + 1, device=self.device)
+        fresh = self._top([table.texts[i] for i in used.tolist()])
+        vectors = torch.cat([torch.zeros_like(fresh[:1]), fresh])
+        return remap[hist_rows], remap[cand_rows], vectors
+
     # ------------------------------------------------------------------------- scoring
     @torch.no_grad()
     def score(self, impressions: Sequence[Impression], news: Mapping[str, NewsItem], *,
@@ -248,17 +316,14 @@ class NewsRecommender:
         return out
 
     def evaluate(self, impressions: Sequence[Impression], news: Mapping[str, NewsItem]) -> dict:
-        """AUC, MRR, nDCG@5/10 (MIND definitions), diversity and coverage of the top 10."""
+        """AUC, MRR, nDCG@5/10 (MIND definitions), and diversity and coverage of the top 10.
+        Diversity is measured on the frozen backbone vectors, a space every recommender
+        (and every baseline) shares."""
         scores = self.score(impressions, news)
-        ids = [imp.candidates for imp in impressions]
-        vec_of = dict(zip(*self._head_vectors(impressions, news)))
-        vectors = [np.stack([vec_of[c] for c in imp.candidates]) for imp in impressions]
         return evaluate_impressions([imp.labels for imp in impressions], scores,
-                                    vectors=vectors, ids=ids)
-
-    def _head_vectors(self, impressions, news):
-        ids = list(dict.fromkeys(c for imp in impressions for c in imp.candidates))
-        return ids, list(self.news_vectors(ids, news))
+                                    vectors=candidate_vectors(impressions, news, self.cache,
+                                                              self.cfg.with_abstract),
+                                    ids=[imp.candidates for imp in impressions])
 
     # ---------------------------------------------------------------------- recommending
     def build_pool(self, news: Mapping[str, NewsItem], ids: Sequence[str] | None = None):
@@ -327,4 +392,4 @@ class NewsRecommender:
         return rec
 
 
-__all__ = ["NewsRecConfig", "NewsRecommender"]
+__all__ = ["NewsRecConfig", "NewsRecommender", "candidate_vectors"]
