@@ -271,3 +271,27 @@ def test_entity_lexicon_learns_how_a_language_writes_names():
     assert lexicon.render("Biswas Kumar") == "बिस्वास Kumar"  # unseen words stay
     assert lexicon.render("Denmark") == "Denmark"  # same script: left alone
     assert "India" not in lexicon.renderings  # भारत is a translation, not a rendering
+
+
+def test_cli_trains_a_zero_shot_seq2seq_with_vocabulary_text(tiny_xlmr_path, tmp_path):
+    """English examples only, Welsh as unpaired text: the saved generator can write Welsh
+    subwords; a malformed --vocab-text names the expected form."""
+    from xapps.cli import main
+    from xapps.fact2text.seq2seq import Seq2SeqGenerator
+
+    english = [{"id": "e1", "lang": "en", "facts": [["Aarhus", "leader", "Jacob Bundsgaard"]],
+                "texts": ["The leader of Aarhus is Jacob Bundsgaard."]}]
+    (tmp_path / "train.jsonl").write_text(json.dumps(english[0]) + "\n")
+    welsh = [t for ex in _train_examples() for t in ex.texts]
+    (tmp_path / "cy.txt").write_text("\n".join(welsh) + "\n\n")
+    runner = CliRunner()
+    args = ["f2t", "train", "--train", str(tmp_path / "train.jsonl"), "--lang", "en",
+            "--kind", "seq2seq", "--backbone", str(tiny_xlmr_path), "--decoder-layers", "1",
+            "--steps", "2", "--batch-size", "1", "--out", str(tmp_path / "gen")]
+    res = runner.invoke(main, args + ["--vocab-text", f"cy:{tmp_path / 'cy.txt'}"])
+    assert res.exit_code == 0, res.output
+    gen = Seq2SeqGenerator.load(tmp_path / "gen")
+    welsh_ids = {i for t in welsh for i in gen.tokenizer(t)["input_ids"]}
+    assert welsh_ids <= set(gen.vocab.keep.tolist())
+    res = runner.invoke(main, args + ["--vocab-text", str(tmp_path / "cy.txt")])
+    assert res.exit_code == 2 and "LANG:FILE" in res.output

@@ -123,6 +123,49 @@ def test_force_entities_copies_every_entity_into_the_output(tiny_xlmr_path):
     assert "Bundsgaard" in texts[0]  # ("J" is not in the tiny fixture vocabulary)
 
 
+def _force_step(next_best: int, generated: list[int], budget: int = 20) -> torch.Tensor:
+    """One ForceEntities step for one hypothesis (start token 0, then ``generated``) whose
+    most likely next token is ``next_best``; the entity is [7, 8], end-of-sequence is 2."""
+    from xapps.fact2text.seq2seq import ForceEntities
+
+    proc = ForceEntities([[[7, 8]]], beams=1, eos_id=2, max_new_tokens=budget)
+    proc(torch.tensor([[0]]), torch.zeros(1, 10))  # first call fixes the prompt length
+    scores = torch.zeros(1, 10)
+    scores[0, next_best] = 5.0
+    return proc(torch.tensor([[0] + generated]), scores)[0]
+
+
+def test_force_entities_copies_where_the_model_would_end():
+    """A hypothesis that would end with an entity missing is made to copy it there and then,
+    rather than fill its length budget first; one that would go on writing is left alone."""
+    would_end = _force_step(next_best=2, generated=[4, 5])
+    assert int(would_end.argmax()) == 7 and torch.isinf(would_end[2])
+    assert torch.isinf(would_end[[4, 5, 9]]).all()
+    writing = _force_step(next_best=5, generated=[4, 5])
+    assert int(writing.argmax()) == 5 and torch.isinf(writing[2])
+    started = _force_step(next_best=3, generated=[4, 7])  # half-copied entity is continued
+    assert int(started.argmax()) == 8 and torch.isinf(started[3])
+    no_budget = _force_step(next_best=5, generated=[4, 5], budget=4)
+    assert int(no_budget.argmax()) == 7
+    done = _force_step(next_best=2, generated=[7, 8])  # all copied: may end
+    assert int(done.argmax()) == 2
+
+
+def test_vocab_texts_let_a_zero_shot_language_keep_its_subwords(tiny_xlmr_path):
+    """Zero-shot: no Welsh example, only unpaired Welsh text; its subwords stay in the
+    trimmed vocabulary, which they would not without it."""
+    cfg = Seq2SeqConfig(backbone=str(tiny_xlmr_path), decoder_layers=1)
+    english = [ex for ex in EXAMPLES if ex.lang == "en"]
+    welsh = "Arweinydd Aarhus yw Jacob Bundsgaard."
+    plain = Seq2SeqGenerator.create(cfg, english, langs=["en", "cy"])
+    with_text = Seq2SeqGenerator.create(cfg, english, langs=["en", "cy"],
+                                        vocab_texts={"cy": [welsh]})
+    welsh_ids = set(plain.tokenizer(welsh)["input_ids"])
+    assert not welsh_ids <= set(plain.vocab.keep.tolist())
+    assert welsh_ids <= set(with_text.vocab.keep.tolist())
+    assert len(with_text.vocab) > len(plain.vocab)
+
+
 def test_warm_start_copies_self_attention_into_cross_attention(tiny_xlmr_path):
     model = build_model(str(tiny_xlmr_path), decoder_layers=2)
     layers = [m for m in model.decoder.modules() if hasattr(m, "crossattention")]

@@ -22,6 +22,25 @@ def f2t() -> None:
     """Fact-to-text generation (XF2T-style)."""
 
 
+def _vocab_texts(specs) -> dict[str, list[str]]:
+    """``--vocab-text LANG:FILE`` values -> {lang: non-empty lines of FILE}."""
+    from pathlib import Path
+
+    out: dict[str, list[str]] = {}
+    for spec in specs:
+        lang, sep, path = spec.partition(":")
+        if not sep or not lang or not path:
+            raise click.BadParameter(
+                f"{spec!r} is not LANG:FILE; write e.g. --vocab-text cy:welsh.txt (one "
+                "sentence per line)", param_hint="--vocab-text")
+        if not Path(path).is_file():
+            raise click.BadParameter(f"{path!r} (for {lang}) is not a file; give a plain-text "
+                                     "file, one sentence per line", param_hint="--vocab-text")
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        out.setdefault(lang, []).extend(line for line in lines if line.strip())
+    return out
+
+
 @f2t.command("train")
 @click.option("--train", "train_paths", required=True, multiple=True,
               type=click.Path(exists=True, dir_okay=False),
@@ -43,6 +62,10 @@ def f2t() -> None:
 @click.option("--decoder-layers", default=6, show_default=True,
               help="seq2seq warm start: decoder layers taken from the encoder's first ones.")
 @click.option("--no-trim-vocab", is_flag=True, help="seq2seq: keep the full vocabulary.")
+@click.option("--vocab-text", "vocab_text", multiple=True, metavar="LANG:FILE",
+              help="seq2seq: unpaired text (one sentence per line) in a target language with "
+                   "no training example (zero-shot), whose subwords the trimmed vocabulary "
+                   "must keep. Repeatable.")
 @click.option("--script-unification", is_flag=True,
               help="seq2seq: train Indic-script targets in Devanagari (shared subwords) and "
                    "write the output back in each language's script.")
@@ -51,8 +74,9 @@ def f2t() -> None:
                    "(force-copy); default: beams reranked by how many they contain.")
 @click.option("--seed", default=0, show_default=True)
 def train(train_paths, langs, out, kind, backbone, steps, batch_size, lr, decoder_layers,
-          no_trim_vocab, script_unification, force_entities, seed) -> None:
+          no_trim_vocab, vocab_text, script_unification, force_entities, seed) -> None:
     """Fit (retrieval) or train (seq2seq) a generator on examples and save it to --out."""
+    vocab_texts = _vocab_texts(vocab_text)
     examples = _examples(train_paths, list(langs))
     if langs:
         examples = [ex for ex in examples if ex.lang in langs]
@@ -75,7 +99,8 @@ def train(train_paths, langs, out, kind, backbone, steps, batch_size, lr, decode
     cfg = Seq2SeqConfig(backbone=backbone, decoder_layers=decoder_layers,
                         trim_vocab=not no_trim_vocab, script_unification=script_unification,
                         force_entities=force_entities)
-    generator = Seq2SeqGenerator.create(cfg, examples, langs=list(langs))
+    generator = Seq2SeqGenerator.create(cfg, examples, langs=list(langs) + list(vocab_texts),
+                                        vocab_texts=vocab_texts)
     stats = generator.train(examples, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
     generator.save(out)
     stats.update(examples=len(examples), languages=sorted({ex.lang for ex in examples}),

@@ -22,7 +22,7 @@ import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -144,9 +144,10 @@ def init_cross_attention_from_self(decoder: nn.Module) -> int:
     return copied
 
 
-def _position_limit(model) -> int:
-    """How many input positions the encoder has (RoBERTa-style models reserve pad+1)."""
-    config = getattr(model.config, "encoder", model.config)
+def _position_limit(model, side: str = "encoder") -> int:
+    """How many input positions the encoder (or decoder) has (RoBERTa-style models reserve
+    pad+1)."""
+    config = getattr(model.config, side, model.config)
     limit = getattr(config, "max_position_embeddings", None)
     if not isinstance(limit, int):
         return 10**9  # relative positions (T5): no fixed limit
@@ -203,11 +204,19 @@ class Seq2SeqGenerator:
         self.model.to(self.device)
         self._set_special_ids()
         self._source_limit = min(cfg.max_source_len, _position_limit(self.model.model))
+        # the decoder sees the start token and then up to this many generated ones
+        self._target_limit = min(cfg.max_target_len,
+                                 _position_limit(self.model.model, "decoder") - 1)
 
     # -------------------------------------------------------------------- construction
     @classmethod
     def create(cls, cfg: Seq2SeqConfig, examples: Sequence[F2TExample],
-               langs: Sequence[str] = ()) -> "Seq2SeqGenerator":
+               langs: Sequence[str] = (),
+               vocab_texts: Mapping[str, Sequence[str]] | None = None) -> "Seq2SeqGenerator":
+        """Build an untrained generator. A trimmed vocabulary keeps the subwords of the
+        examples, the language tags of ``langs`` and of ``vocab_texts`` ({language: unpaired
+        sentences}): text in target languages without training examples (zero-shot), whose
+        own subwords the model could not write otherwise."""
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(_resolve(cfg.backbone))
@@ -216,7 +225,16 @@ class Seq2SeqGenerator:
         if cfg.trim_vocab:
             texts = [_unified(t, ex.lang, cfg) for ex in examples for t in ex.texts]
             texts += [linearise(ex.facts, ex.lang).text for ex in examples]
-            texts += [lang_tag(lang) for lang in set(langs) | {ex.lang for ex in examples}]
+            vocab_texts = vocab_texts or {}
+            covered = {ex.lang for ex in examples} | set(vocab_texts)
+            texts += [lang_tag(lang) for lang in set(langs) | covered]
+            texts += [_unified(t, lang, cfg) for lang, ts in vocab_texts.items() for t in ts]
+            unseen = set(langs) - covered
+            if unseen:
+                logger.warning("fact2text: no example and no vocabulary text for %s: the "
+                               "trimmed vocabulary lacks their own subwords; pass "
+                               "vocab_texts (CLI: --vocab-text) with text in them",
+                               ", ".join(sorted(unseen)))
             keep = set(tokenizer.all_special_ids)
             for start in range(0, len(texts), 1000):
                 for ids in tokenizer(texts[start:start + 1000])["input_ids"]:
@@ -268,7 +286,7 @@ class Seq2SeqGenerator:
     def _labels(self, texts: Sequence[str]) -> torch.Tensor:
         seqs = []
         for ids in self.tokenizer(list(texts), truncation=True,
-                                  max_length=self.cfg.max_target_len)["input_ids"]:
+                                  max_length=self._target_limit)["input_ids"]:
             if self._bos_old is not None and ids and ids[0] == self._bos_old:
                 ids = ids[1:]  # the decoder start token is prepended by the model
             seqs.append(self._map(ids))
@@ -380,10 +398,10 @@ class Seq2SeqGenerator:
 
                 extra["logits_processor"] = LogitsProcessorList([ForceEntities(
                     [self._entity_ids(fs) for fs in chunk], beams, self.eos_id,
-                    self.cfg.max_target_len)])
+                    self._target_limit)])
             gen = self.model.generate(ids, attention_mask=mask, role_ids=roles, fact_ids=facts,
                                       num_beams=beams, num_return_sequences=keep, **extra,
-                                      max_new_tokens=self.cfg.max_target_len,
+                                      max_new_tokens=self._target_limit,
                                       length_penalty=self.cfg.length_penalty,
                                       decoder_start_token_id=self.start_id,
                                       eos_token_id=self.eos_id, pad_token_id=self.pad_id)
@@ -475,9 +493,12 @@ def _pending_prefix(seq: list[int], entity: list[int]) -> int:
 
 class ForceEntities:
     """A logits processor for ``generate``: while an entity's token sequence is missing from
-    a hypothesis, end-of-sequence is forbidden; a started entity is continued; and when the
-    remaining length budget is just enough for the missing entities, the next one is forced.
-    Rows are (example, beam) pairs in ``generate``'s order."""
+    a hypothesis, end-of-sequence is forbidden; a started entity is continued; and the next
+    missing entity is forced when the hypothesis would end there (end-of-sequence is its most
+    likely token) or the remaining length budget is just enough for the missing entities.
+    Forcing at the would-be end matters: a decoder only barred from ending fills its budget
+    with repetitions before the entities are copied. Rows are (example, beam) pairs in
+    ``generate``'s order."""
 
     def __init__(self, entities: list[list[list[int]]], beams: int, eos_id: int,
                  max_new_tokens: int) -> None:
@@ -493,6 +514,7 @@ class ForceEntities:
             missing = [e for e in self.entities[row // self.beams] if not _contains(seq, e)]
             if not missing:
                 continue
+            would_end = int(scores[row].argmax()) == self.eos
             scores[row, self.eos] = float("-inf")
             started = [(e, k) for e in missing if (k := _pending_prefix(seq, e))]
             budget = self.max_new - used
@@ -500,7 +522,7 @@ class ForceEntities:
             if started:
                 e, k = max(started, key=lambda ek: ek[1])
                 forced = e[k]
-            elif budget <= need:
+            elif would_end or budget <= need:
                 forced = missing[0][0]
             else:
                 continue
