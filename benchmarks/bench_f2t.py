@@ -159,6 +159,12 @@ def main() -> None:
     payload.update({"date": datetime.now().isoformat(timespec="seconds"), "cpu": cpu_name(),
                     "sets": counts, "threads": args.threads})
     payload.setdefault("generators", {})
+    from xapps.fact2text.evaluate import language_rate
+
+    # the identifier's own ceiling: how many of the references it puts in their language
+    payload["reference_language_rate"] = {
+        lang: round(language_rate([e.texts[0] for e in sets[lang]["test"]], lang), 4)
+        for lang in langs}
     for name in args.generators.split(","):
         if name == "retrieval":
             from xapps.fact2text.retrieval import RetrievalGenerator
@@ -191,13 +197,20 @@ def main() -> None:
     write_table(payload)
 
 
+def _rate(result: dict) -> str:
+    rate = result.get("language_rate")
+    return "–" if rate is None else f"{rate:.2f}"
+
+
 def write_table(payload: dict) -> None:
     lines = [f"{payload['date'][:10]}, {payload['cpu']}, {payload['threads']} threads. Test "
              "sets: WebNLG 2023 dev cy/ga/mt even-eid half (832 each), the English references "
              "of the same entries, Hindi gold (350). BLEU / chrF++ (sacrebleu, all "
-             "references), fact coverage and hallucination rate (xapps.fact2text.evaluate).",
+             "references), fact coverage, hallucination rate and in target language (share "
+             "of outputs that langid puts in it; '–' where not measured) from "
+             "xapps.fact2text.evaluate.",
              "", "| generator | set | BLEU | chrF++ | fact coverage | hallucination rate | "
-             "fact sets/s |", "|---|---|---:|---:|---:|---:|---:|"]
+             "in target language | fact sets/s |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     labels = {"retrieval": "retrieve + relexicalise (few-shot: train half / in-language "
                            "examples)",
               "seq2seq": "warm-started me5-small encoder-decoder, fact-aware (few-shot: "
@@ -208,7 +221,12 @@ def write_table(payload: dict) -> None:
         for lang, r in gen["results"].items():
             lines.append(f"| {labels.get(name, name)} | {lang} | {r['bleu']:.2f} | "
                          f"{r['chrf++']:.2f} | {r['fact_coverage']:.3f} | "
-                         f"{r['hallucination_rate']:.3f} | {r['fact_sets_per_second']:,.1f} |")
+                         f"{r['hallucination_rate']:.3f} | {_rate(r)} | "
+                         f"{r['fact_sets_per_second']:,.1f} |")
+    if "reference_language_rate" in payload:
+        lines += ["", "References in their target language (langid, first reference): " +
+                  ", ".join(f"{lang} {rate:.2f}"
+                            for lang, rate in payload["reference_language_rate"].items()) + "."]
     for key in ("seq2seq", "seq2seq-zero-shot"):
         if key not in payload["generators"]:
             continue

@@ -146,6 +146,20 @@ def test_faithfulness_metrics():
     assert multi.bleu == pytest.approx(100.0)
 
 
+def test_language_rate_tells_whether_the_output_is_in_the_target_language():
+    from xapps.fact2text.evaluate import language_rate
+
+    welsh = ["Mae maes awyr rhanbarthol Adirondack wedi'i leoli yn Harrietstown, Efrog Newydd.",
+             "Hyd rhedfa Maes Awyr Aarhus yw dwy fil saith cant a dau o fetrau."]
+    english = ["Adirondack Regional Airport is located in Harrietstown, New York.",
+               "The runway of Aarhus Airport is two thousand seven hundred metres long."]
+    assert language_rate(welsh, "cy") == 1.0 and language_rate(english, "cy") == 0.0
+    assert language_rate(welsh + english, "en") == 0.5
+    assert language_rate(welsh, "xx") is None and language_rate([], "cy") is None
+    facts = [[Fact("Aarhus Airport", "runway length", "2702.0")]] * 2
+    assert score(facts, english, [[t] for t in welsh], "cy").to_dict()["language_rate"] == 0.0
+
+
 def test_locate_and_relexicalise():
     assert locate("Aarhus Airport", "Hyd rhedfa Maes Awyr Aarhus yw 2702.0.") == \
         "Maes Awyr Aarhus"

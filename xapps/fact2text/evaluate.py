@@ -106,11 +106,28 @@ class Scores:
     chrf_pp: float
     coverage: float
     hallucination_rate: float
+    #: share of the outputs that language identification puts in the target language (None
+    #: where the identifier does not know it): a zero-shot model may write another language
+    language_rate: float | None = None
 
     def to_dict(self) -> dict:
-        return {"n": self.n, "bleu": round(self.bleu, 2), "chrf++": round(self.chrf_pp, 2),
-                "fact_coverage": round(self.coverage, 4),
-                "hallucination_rate": round(self.hallucination_rate, 4)}
+        out = {"n": self.n, "bleu": round(self.bleu, 2), "chrf++": round(self.chrf_pp, 2),
+               "fact_coverage": round(self.coverage, 4),
+               "hallucination_rate": round(self.hallucination_rate, 4)}
+        if self.language_rate is not None:
+            out["language_rate"] = round(self.language_rate, 4)
+        return out
+
+
+def language_rate(texts: Sequence[str], lang: str) -> float | None:
+    """Share of ``texts`` identified as ``lang`` among all of langid's 97 languages (None if
+    ``lang`` is not one of them, or there are no texts)."""
+    from ..langid import default_identifier
+
+    identifier = default_identifier()
+    if lang not in identifier.candidates or not texts:
+        return None
+    return sum(code == lang for code in identifier.detect(list(texts))) / len(texts)
 
 
 def score(facts: Sequence[Sequence[Fact]], outputs: Sequence[str],
@@ -136,4 +153,4 @@ def score(facts: Sequence[Sequence[Fact]], outputs: Sequence[str],
         b, c = hallucinations(fs, out)
         bad, candidates = bad + b, candidates + c
     return Scores(len(outputs), bleu, chrf, present / total if total else 1.0,
-                  bad / candidates if candidates else 0.0)
+                  bad / candidates if candidates else 0.0, language_rate(outputs, lang))
