@@ -270,6 +270,10 @@ def test_cli_train_generate_eval(tiny_xlmr_path, tmp_path):
     # place of the Welsh one, so only the first differs from its reference
     assert preds == ["Hyd rhedfa Aarhus Airport yw 2702.0.", *[r["texts"][0] for r in rows[1:]]]
     assert scores["n"] == 3 and 50 < scores["bleu"] < 100 and scores["fact_coverage"] == 1.0
+    res = runner.invoke(main, ["f2t", "generate", "--model", str(tmp_path / "gen"), "--facts",
+                               str(tmp_path / "facts.jsonl"), "--lang", "cy",
+                               "--force-entities"])
+    assert res.exit_code == 2 and "apply to seq2seq generators" in res.output
 
 
 def test_entity_lexicon_learns_how_a_language_writes_names():
@@ -309,3 +313,11 @@ def test_cli_trains_a_zero_shot_seq2seq_with_vocabulary_text(tiny_xlmr_path, tmp
     assert welsh_ids <= set(gen.vocab.keep.tolist())
     res = runner.invoke(main, args + ["--vocab-text", str(tmp_path / "cy.txt")])
     assert res.exit_code == 2 and "LANG:FILE" in res.output
+    # decoding options at generation time: force-copy writes the (untrained) model's entities
+    (tmp_path / "facts.jsonl").write_text(json.dumps(english[0]) + "\n")
+    res = runner.invoke(main, ["f2t", "generate", "--model", str(tmp_path / "gen"), "--facts",
+                               str(tmp_path / "facts.jsonl"), "--lang", "cy",
+                               "--force-entities", "--beams", "2", "--output",
+                               str(tmp_path / "out.jsonl")])
+    assert res.exit_code == 0, res.output
+    assert "Bundsgaard" in json.loads((tmp_path / "out.jsonl").read_text())["text"]

@@ -112,6 +112,32 @@ def train(train_paths, langs, out, kind, backbone, steps, batch_size, lr, decode
                f"{stats['loss_last']:.2f} -> {out}")
 
 
+def decoding_options(func):
+    """Decoding settings of a trained (seq2seq) generator, overriding those it was saved with."""
+    func = click.option("--beams", type=click.IntRange(min=1), default=None,
+                        help="seq2seq: beam size (default: as saved, 4).")(func)
+    return click.option("--force-entities/--no-force-entities", default=None,
+                        help="seq2seq: decoding may not end before every subject/object is "
+                             "written (default: as saved).")(func)
+
+
+def _load(model: str, force_entities: bool | None, beams: int | None):
+    from ..fact2text import load_generator
+    from ..fact2text.seq2seq import Seq2SeqGenerator
+
+    generator = load_generator(model)
+    if force_entities is None and beams is None:
+        return generator
+    if not isinstance(generator, Seq2SeqGenerator):
+        raise click.UsageError(f"--force-entities / --beams apply to seq2seq generators; "
+                               f"{model} is a {type(generator).__name__}: drop them.")
+    if force_entities is not None:
+        generator.cfg.force_entities = force_entities
+    if beams is not None:
+        generator.cfg.num_beams = beams
+    return generator
+
+
 @f2t.command("generate")
 @click.option("--model", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--facts", "facts_path", required=True, type=click.Path(exists=True, dir_okay=False),
@@ -119,13 +145,13 @@ def train(train_paths, langs, out, kind, backbone, steps, batch_size, lr, decode
 @click.option("--lang", required=True, help="Language to generate in.")
 @click.option("--output", default="-", type=click.Path(dir_okay=False, allow_dash=True),
               help="JSONL of {id, lang, facts, text}; '-' for stdout.")
-def generate(model, facts_path, lang, output) -> None:
+@decoding_options
+def generate(model, facts_path, lang, output, force_entities, beams) -> None:
     """Verbalise fact sets in --lang."""
-    from ..fact2text import load_generator
     from ..fact2text.data import read_examples
     from ..fileio import atomic_write_text
 
-    generator = load_generator(model)
+    generator = _load(model, force_entities, beams)
     examples = read_examples(facts_path, lang=lang, langs=[lang, "en"])
     texts = generator.generate([ex.facts for ex in examples], lang)
     lines = "".join(json.dumps({"id": ex.id, "lang": lang, "facts": [f.to_json() for f in
@@ -145,14 +171,15 @@ def generate(model, facts_path, lang, output) -> None:
 @click.option("--lang", required=True, help="Language of the references (and of the output).")
 @click.option("--predictions", default=None, type=click.Path(dir_okay=False),
               help="Also write the generated texts (JSONL).")
-def evaluate(model, test_path, lang, predictions) -> None:
-    """BLEU, chrF++, fact coverage and hallucination rate on a test set."""
-    from ..fact2text import load_generator
+@decoding_options
+def evaluate(model, test_path, lang, predictions, force_entities, beams) -> None:
+    """BLEU, chrF++, fact coverage, hallucination rate and the share of outputs in --lang,
+    on a test set."""
     from ..fact2text.data import read_examples
     from ..fact2text.evaluate import score
     from ..fileio import atomic_write_text
 
-    generator = load_generator(model)
+    generator = _load(model, force_entities, beams)
     examples = [ex for ex in read_examples(test_path, lang=lang, langs=[lang]) if ex.texts]
     t0 = time.perf_counter()
     texts = generator.generate([ex.facts for ex in examples], lang)
