@@ -99,8 +99,7 @@ def train(train_paths, langs, out, kind, backbone, steps, batch_size, lr, decode
     cfg = Seq2SeqConfig(backbone=backbone, decoder_layers=decoder_layers,
                         trim_vocab=not no_trim_vocab, script_unification=script_unification,
                         force_entities=force_entities)
-    generator = Seq2SeqGenerator.create(cfg, examples, langs=list(langs) + list(vocab_texts),
-                                        vocab_texts=vocab_texts)
+    generator = Seq2SeqGenerator.create(cfg, examples, langs=list(langs), vocab_texts=vocab_texts)
     stats = generator.train(examples, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
     generator.save(out)
     stats.update(examples=len(examples), languages=sorted({ex.lang for ex in examples}),

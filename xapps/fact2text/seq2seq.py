@@ -496,8 +496,9 @@ class ForceEntities:
     a hypothesis, end-of-sequence is forbidden; a started entity is continued; and the next
     missing entity is forced when the hypothesis would end there (end-of-sequence is its most
     likely token) or the remaining length budget is just enough for the missing entities.
-    Forcing at the would-be end matters: a decoder only barred from ending fills its budget
-    with repetitions before the entities are copied. Rows are (example, beam) pairs in
+    Forcing at the would-be end shortens the repetitions that a decoder only barred from
+    ending writes before the entities are copied; loops where ending is likely but not the
+    top token remain (benchmarks/README.md). Rows are (example, beam) pairs in
     ``generate``'s order."""
 
     def __init__(self, entities: list[list[list[int]]], beams: int, eos_id: int,
