@@ -35,3 +35,32 @@ def me5_small_path(real_home):
             os.environ.pop("XAPPS_HOME", None)
         else:
             os.environ["XAPPS_HOME"] = previous
+
+
+@pytest.fixture()
+def readonly_dir(tmp_path):
+    """A folder nobody can write into, root included: immutable (chattr +i) where the file
+    system allows it, else a path under a regular file. Yields a not-yet-existing path in it."""
+    import subprocess
+
+    folder = tmp_path / "readonly"
+    folder.mkdir()
+    locked = subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0
+    if locked:
+        try:
+            (folder / ".probe").touch()
+        except OSError:
+            pass
+        else:  # chattr did not take (not root): fall back
+            (folder / ".probe").unlink()
+            locked = False
+    try:
+        if locked:
+            yield folder / "out"
+        else:
+            blocker = tmp_path / "not-a-folder"
+            blocker.write_text("a file where a folder is expected\n", encoding="utf-8")
+            yield blocker / "out"
+    finally:
+        if locked:
+            subprocess.run(["chattr", "-i", str(folder)], capture_output=True)

@@ -328,3 +328,15 @@ class Errors:
     E203 = ("[E203] '{path}' is not a saved news recommender: {reason}. Make one with "
             "`xapps news train ... --out {path}` or NewsRecommender.save().")
     E204 = ("[E204] news_encoder: {what}. {fix}")
+    E205 = ("[E205] {what} failed on '{path}': {reason}. Nothing more was written. {fix}")
+    E206 = ("[E206] xapps stopped on an unexpected {kind}: {reason}. This is a bug in xapps; "
+            "re-run with -vv to see the traceback and report it with the command you ran.")
+
+    # --- issue 19, robustness: E207-E219 annotate jobs; E220-E234 writable outputs, CLI;
+    # E235-E249 saved artifacts, fact2text, news; E250-E264 long and empty inputs, linking,
+    # projection, open IE. Add new codes inside your block, in order.
+    # annotate (E207-E219)
+    # outputs and CLI (E220-E234)
+    # artifacts, fact2text, news (E235-E249)
+    # inputs, linking, projection, oie (E250-E264)
+

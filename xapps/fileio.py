@@ -5,6 +5,7 @@ right line and a failed write never leaves a half-written file.
 """
 from __future__ import annotations
 
+import errno
 import gzip
 import json
 import os
@@ -72,3 +73,37 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+
+
+def ensure_writable(path: str | os.PathLike[str], *, fix: str = "Pass a path in a folder you "
+                    "can write to.") -> Path:
+    """Fail before any work if ``path`` (a file or folder to be written) cannot be created.
+
+    Probes the path itself when it is an existing folder, else its nearest existing parent,
+    by creating and removing a hidden file: permission bits alone do not tell (root ignores
+    them; read-only mounts and immutable folders do not show in them). Creates nothing that
+    stays behind. Raises E068 naming the path and the reason.
+    """
+    path = Path(path)
+    probe_dir = path if path.is_dir() else path.parent
+    while not probe_dir.exists() and probe_dir != probe_dir.parent:
+        probe_dir = probe_dir.parent
+    if path.exists() and not path.is_dir() and not os.access(path, os.W_OK):
+        _unwritable(path, "the file is read-only", fix)
+    if not probe_dir.is_dir():
+        _unwritable(path, f"'{probe_dir}' is a file, not a folder", fix)
+    probe = probe_dir / f".xapps-write-probe-{uuid.uuid4().hex[:12]}"
+    try:
+        probe.open("x").close()
+        probe.unlink()
+    except OSError as exc:
+        reason = {errno.EROFS: "the file system is read-only",
+                  errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+                  errno.ENOSPC: "no space left on the device"}.get(exc.errno,
+                                                                   exc.strerror or str(exc))
+        _unwritable(path, f"{reason} in '{probe_dir}'", fix)
+    return path
+
+
+def _unwritable(path: Path, reason: str, fix: str):
+    raise InputError(Errors.E068.format(path=path, reason=reason, fix=fix))
