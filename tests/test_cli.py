@@ -95,3 +95,49 @@ def test_searching_with_another_backbone_is_refused(tmp_path, corpus, tiny_xlmr_
 def test_not_an_index(tmp_path):
     code, text = run("index", "info", tmp_path)
     assert code == 2 and "[E011]" in text
+
+
+def test_help_and_version_import_no_heavy_library():
+    """The root group is lazy: `xapps --help` / `--version` must not import torch, spaCy or
+    transformers (they cost 2-3 s of start-up). Run in a fresh interpreter, as sys.modules
+    of this test process already holds them."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from click.testing import CliRunner\n"
+            "from xapps.cli import main\n"
+            "for args in (['--help'], ['--version']):\n"
+            "    result = CliRunner().invoke(main, args)\n"
+            "    assert result.exit_code == 0, result.output\n"
+            "    assert 'Commands:' in result.output or 'version' in result.output\n"
+            "print(sorted(m for m in ('torch', 'spacy', 'transformers', 'faiss') "
+            "if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_lazy_help_strings_match_the_commands():
+    """The static short help of the lazy root group is each command's own first line, and
+    every lazily listed subcommand resolves to a command of that name."""
+    import click
+
+    from xapps.cli import SUBCOMMANDS
+
+    ctx = click.Context(main)
+    assert set(main.list_commands(ctx)) == set(SUBCOMMANDS)
+    for name, (_, static) in SUBCOMMANDS.items():
+        command = main.get_command(ctx, name)
+        assert command is not None and command.name == name
+        real = command.get_short_help_str(limit=1000)
+        assert real.rstrip(".").startswith(static.rstrip(".")), (name, real, static)
+
+
+def test_python_dash_m_runs_the_cli():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "xapps", "index", "--help"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "Build, search and inspect vector indexes." in out.stdout

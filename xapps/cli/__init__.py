@@ -1,7 +1,13 @@
 """The ``xapps`` command line: one click group per module, each a thin wrapper over a plain
-function of the library."""
+function of the library.
+
+The root group is lazy (click's LazyGroup pattern): a subcommand's module is imported only
+when that subcommand runs, so ``xapps --help`` and ``xapps --version`` do not pay for torch,
+spaCy and transformers (2-3 s) that the subcommands import.
+"""
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 
@@ -9,17 +15,34 @@ import click
 
 from .. import __version__
 from ..errors import Errors, XappsError
-from .annotate import annotate, report
-from .demo import demo
-from .f2t import f2t
-from .index import index
-from .kb import kb
-from .link import link
-from .models import models
-from .news import news
-from .oie import oie
-from .project import project, projection
-from .retrieval import retrieval
+
+#: Subcommand name -> ("module:attribute", short help shown by ``xapps --help``). The help
+#: strings are the commands' own first docstring lines (a test keeps them in step).
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "annotate": ("xapps.cli.annotate:annotate",
+                 "Annotate a corpus with a pipeline, in resumable shards."),
+    "demo": ("xapps.cli.demo:demo",
+             "Index the packaged 8-language sample with me5-small and run cross-lingual "
+             "queries."),
+    "f2t": ("xapps.cli.f2t:f2t", "Fact-to-text generation (XF2T-style)."),
+    "index": ("xapps.cli.index:index", "Build, search and inspect vector indexes."),
+    "kb": ("xapps.cli.kb:kb", "Build and inspect entity-linking knowledge bases."),
+    "link": ("xapps.cli.link:link", "Evaluate and train the entity linker."),
+    "models": ("xapps.cli.models:models",
+               "Install and list models in the xapps cache ($XAPPS_HOME)."),
+    "news": ("xapps.cli.news:news", "Multilingual news recommendation (xMIND-style)."),
+    "oie": ("xapps.cli.oie:oie",
+            "Train open-IE taggers and extract (subject, relation, object) triples."),
+    "project": ("xapps.cli.project:project",
+                "Project labelled spans (entities, terms) from a source file onto its "
+                "translations."),
+    "projection": ("xapps.cli.project:projection",
+                   "Models for annotation projection (`xapps project` runs it)."),
+    "report": ("xapps.cli.annotate:report",
+               "A self-contained HTML report of an `xapps annotate` output folder."),
+    "retrieval": ("xapps.cli.retrieval:retrieval",
+                  "Train multi-vector (ColBERT-style) retrievers."),
+}
 
 
 class _Group(click.Group):
@@ -30,7 +53,39 @@ class _Group(click.Group):
     written); 130 interrupted. Operating-system errors that escape a command's own checks
     (disk full, a file vanishing) are still reported in one line; other exceptions are bugs,
     shown in full with -vv.
+
+    Subcommands are listed from :data:`SUBCOMMANDS` and imported on first use.
     """
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(SUBCOMMANDS))
+
+    def get_command(self, ctx, cmd_name):
+        command = super().get_command(ctx, cmd_name)
+        if command is not None or cmd_name not in SUBCOMMANDS:
+            return command
+        module_name, attr = SUBCOMMANDS[cmd_name][0].split(":")
+        command = getattr(importlib.import_module(module_name), attr)
+        self.add_command(command, cmd_name)  # import once per process
+        return command
+
+    def format_commands(self, ctx, formatter):
+        """The command table from the static help strings: importing every subcommand to
+        ask for its docstring is exactly the cost the lazy group avoids."""
+        rows = []
+        limit = formatter.width - 6 - max(len(name) for name in self.list_commands(ctx))
+        for name in self.list_commands(ctx):
+            if name in SUBCOMMANDS and name not in self.commands:
+                help_text = _shorten(SUBCOMMANDS[name][1], limit)
+            else:
+                command = self.commands.get(name) or self.get_command(ctx, name)
+                if command is None or command.hidden:
+                    continue
+                help_text = command.get_short_help_str(limit)
+            rows.append((name, help_text))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx):
         try:
@@ -62,6 +117,11 @@ class _Group(click.Group):
             sys.exit(1)
 
 
+def _shorten(text: str, limit: int) -> str:
+    """click's first-sentence-and-ellipsis shortening (as get_short_help_str does)."""
+    return click.utils.make_default_short_help(text, max(limit, 10))
+
+
 def _verbosity(ctx) -> int:
     return ctx.params.get("verbose") or 0
 
@@ -75,18 +135,3 @@ def main(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "urllib3", "huggingface_hub", "transformers", "sentence_transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING if verbose < 2 else logging.DEBUG)
-
-
-main.add_command(models)
-main.add_command(index)
-main.add_command(demo)
-main.add_command(kb)
-main.add_command(link)
-main.add_command(retrieval)
-main.add_command(project)
-main.add_command(projection)
-main.add_command(oie)
-main.add_command(annotate)
-main.add_command(report)
-main.add_command(f2t)
-main.add_command(news)
