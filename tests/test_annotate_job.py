@@ -141,11 +141,12 @@ def test_resume_skips_done_shards_and_other_settings_are_refused(pipe, tmp_path)
     resumed = run_job(job(pipe, [tmp_path / "in.jsonl"], out, shard_size=5))
     assert resumed.shards_resumed == 2 and resumed.records == 12
     assert (out / "shards" / "00000-000000.jsonl").stat().st_mtime_ns == first
-    with pytest.raises(InputError, match=r"E184.*\(shard_size\).*--overwrite"):
+    with pytest.raises(InputError, match=r"E184.*shard_size: 5 \(saved\) vs 4 \(now\)"
+                                         r".*--overwrite \(its 3 completed shard"):
         run_job(job(pipe, [tmp_path / "in.jsonl"], out, shard_size=4))
     with open(tmp_path / "in.jsonl", "a") as fh:  # the input changed since
         fh.write(json.dumps({"id": "new", "text": "Fieber"}) + "\n")
-    with pytest.raises(InputError, match=r"E184.*\(inputs\)"):
+    with pytest.raises(InputError, match=r"E184.*settings: inputs: "):
         run_job(job(pipe, [tmp_path / "in.jsonl"], out, shard_size=5))
     fresh = run_job(job(pipe, [tmp_path / "in.jsonl"], out, shard_size=4, overwrite=True))
     assert (fresh.records, fresh.shards, fresh.shards_resumed) == (13, 4, 0)

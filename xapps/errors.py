@@ -290,9 +290,10 @@ class Errors:
             "every sentence has a line (with an empty triple list when nothing was found).")
     # --- batch annotation jobs (xapps annotate / xapps report) ---------------------------
     E183 = ("[E183] Input '{input}': {reason}. {fix}")
-    E184 = ("[E184] The output folder '{path}' holds a job with other settings ({diff}). Re-run "
-            "with the same arguments to resume it, pass --overwrite to start it again from "
-            "nothing, or choose a new --output.")
+    E184 = ("[E184] The output folder '{path}' holds a job with other settings: {diff}. To "
+            "resume that job, run it with its own settings; to start this one there, pass "
+            "--overwrite (its {done} completed shard(s) are discarded); or choose a new "
+            "--output.")
     E185 = ("[E185] '{path}' is not a spaCy pipeline: {reason}. Pass a folder saved with "
             "nlp.to_disk() or `spacy assemble`, or a .cfg file whose components can be "
             "initialised from the config alone.")
@@ -336,7 +337,39 @@ class Errors:
     # E235-E249 saved artifacts, fact2text, news; E250-E264 long and empty inputs, linking,
     # projection, open IE. Add new codes inside your block, in order.
     # annotate (E207-E219)
+    E207 = ("[E207] The output folder '{path}' is in use by another xapps job (pid {pid} on "
+            "{host}, started {started}: {command}). Two jobs on one folder would both do all "
+            "the work: wait for that job to finish or stop it (`kill {pid}`), then run this "
+            "command again. The lock is '{lock}'; it frees itself when its holder stops.")
+    E208 = ("[E208] Shard '{shard}' of the job in '{path}' is damaged: {reason}. Its records "
+            "cannot be trusted. Delete the shard's entry from manifest.json and its file, then "
+            "re-run the same `xapps annotate` command to redo that shard alone.")
+    E209 = ("[E209] Input '{input}' holds no records. Pass a file with at least one record, or "
+            "--allow-empty if an empty input is expected (the job then writes an empty "
+            "output).")
     # outputs and CLI (E220-E234)
     # artifacts, fact2text, news (E235-E249)
+    E235 = ("[E235] The saved {what} '{path}' is damaged: its file '{file}' {problem}. It was "
+            "modified, truncated or only partly copied. Copy the folder again from where it "
+            "was made, or re-create it with `{remake}`.")
+    E236 = ("[E236] '{path}' holds no {what} (the file is empty or has only blank lines). "
+            "{fix}")
+    E237 = ("[E237] '{path}': none of its {n} record(s) can be scored in '{lang}': {reason}. "
+            "`xapps f2t eval` needs fact sets with at least one reference text in --lang; "
+            "pass a test file with references (\"texts\": [...] or \"sentence\"), or use "
+            "`xapps f2t generate` for fact sets without references.")
     # inputs, linking, projection, oie (E250-E264)
+    E250 = ("[E250] '{path}' has no annotated mentions{langs}. Expected BigBIO KB-schema "
+            "documents (.json or .jsonl) whose entities carry normalized ids ({{\"db_name\", "
+            "\"db_id\"}}), or Mantra GSC (--data mantra). {fix}")
+    E251 = ("[E251] '{path}' holds no {what}. An empty input gives an empty result, which is "
+            "almost always a mistake (a wrong file, field or filter). {fix}")
+    E252 = ("[E252] {where}: {what} has {n:,} characters, over the limit of {limit:,}; the "
+            "record was skipped. Raise --max-chars or split the text.")
+    E253 = ("[E253] The knowledge base '{path}' has no concepts: nothing can be linked to it. "
+            "Build it from a non-empty source with `xapps kb build`.")
+    E254 = ("[E254] {skipped} of {total} records were skipped (the first: {first}); the other "
+            "{written} were written to '{out}'. Fix or split the skipped records and run them "
+            "again.")
+    E255 = ("[E255] {what}: {reason}, so the pipeline could never produce an annotation. {fix}")
 

@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import Errors, InputError
-from ..fileio import atomic_file, atomic_write_text
+from ..checksums import sha256_file
+from ..fileio import atomic_file, atomic_write_text, ensure_writable
+from ..joblock import OutputLock
 from .output import OUTPUT_FORMATS, SUFFIXES, ShardWriter, doc_record
 from .records import (
     BadRecord,
@@ -36,6 +38,7 @@ from .records import (
     count_items,
     describe_inputs,
     expand_inputs,
+    input_format,
     read_items,
 )
 
@@ -68,6 +71,7 @@ class JobConfig:
     detect_lang: bool = True
     code: list[str] = field(default_factory=list)
     overwrite: bool = False
+    allow_empty: bool = False
     progress: bool = True
 
     def validate(self) -> None:
@@ -119,11 +123,23 @@ def shard_name(file_index: int, shard_index: int) -> str:
 
 
 def plan_shards(paths: list[Path], options: ReadOptions, shard_size: int) -> Iterator[Shard]:
-    """Shards of ``shard_size`` consecutive items per input file, streamed."""
+    """Shards of ``shard_size`` consecutive items per input file, streamed.
+
+    A record whose id was already seen (in any input) becomes a bad record naming the first
+    one: two output records with one id would break every consumer that joins on ids. All
+    inputs are read in the same order on every run, so a resumed job decides the same.
+    """
+    first_seen: dict[str, str] = {}
     for file_index, path in enumerate(paths):
         buffer: list[Item] = []
         k = 0
         for item in read_items(path, options):
+            if isinstance(item, InputRecord):
+                first = first_seen.setdefault(item.id, item.where)
+                if first != item.where:
+                    item = BadRecord(item.where, f"duplicate id {item.id!r} (first seen at "
+                                                 f"{first}); ids must be unique in a job",
+                                     item.id)
             buffer.append(item)
             if len(buffer) == shard_size:
                 yield Shard(shard_name(file_index, k), buffer)
@@ -144,25 +160,38 @@ class Manifest:
     @classmethod
     def open(cls, out_dir: Path, settings: dict, overwrite: bool) -> "Manifest":
         manifest = cls(out_dir, settings)
-        if manifest.path.is_file() and not overwrite:
-            old = json.loads(manifest.path.read_text(encoding="utf-8"))
-            if old.get("settings") != settings:
-                diff = [k for k in sorted(set(settings) | set(old.get("settings", {})))
-                        if settings.get(k) != old.get("settings", {}).get(k)]
-                raise InputError(Errors.E184.format(path=out_dir, diff=", ".join(diff)))
+        old = _read_json(manifest.path) if manifest.path.is_file() and not overwrite else None
+        if old is not None and old.get("shards") and old.get("settings") != settings:
+            raise InputError(Errors.E184.format(
+                path=out_dir, diff=_settings_diff(old.get("settings") or {}, settings),
+                done=len(old["shards"])))
+        if old is not None and old.get("shards"):
             manifest.data = old
         elif overwrite:
             for sub in (SHARDS_DIR, ERRORS_DIR):
                 shutil.rmtree(out_dir / sub, ignore_errors=True)
             for name in (MANIFEST, SUMMARY):
                 (out_dir / name).unlink(missing_ok=True)
-        elif out_dir.is_dir() and any(p.name not in (".", "pipeline") and not p.name.startswith(".")
-                                      for p in out_dir.iterdir()):
+        elif old is None and out_dir.is_dir() and any(
+                p.name not in ("pipeline", SHARDS_DIR, ERRORS_DIR) and not p.name.startswith(".")
+                for p in out_dir.iterdir()):
             raise InputError(Errors.E186.format(
                 what="--output", value=str(out_dir),
                 reason="the folder exists, is not empty and holds no job manifest",
                 fix="Choose a new or empty folder."))
+        # a manifest with no completed shard has nothing to resume: it is simply replaced
         return manifest
+
+    def drop_unlisted(self) -> None:
+        """Remove shard and error files no completed shard lists (a killed run's last
+        writes), so the folder holds exactly what the manifest says."""
+        listed = {entry.get(key) for entry in self.done.values()
+                  for key in ("output", "errors_file")}
+        folder = self.path.parent
+        for sub in (SHARDS_DIR, ERRORS_DIR):
+            for path in (folder / sub).glob("*") if (folder / sub).is_dir() else []:
+                if path.is_file() and f"{sub}/{path.name}" not in listed:
+                    path.unlink(missing_ok=True)
 
     @property
     def done(self) -> dict[str, dict]:
@@ -184,7 +213,7 @@ class ShardAnnotator:
     """Loads the pipeline once and annotates shards with it (one per worker)."""
 
     def __init__(self, settings: WorkerSettings) -> None:
-        from .pipeline import concept_names, load_pipeline, provenance
+        from .pipeline import concept_names, load_pipeline
 
         self.settings = settings
         import_code(settings.code)
@@ -195,9 +224,17 @@ class ShardAnnotator:
         path = Path(settings.pipeline_path)
         self.nlp = load_pipeline(path)
         self.nlp.max_length = max(self.nlp.max_length, 10_000_000)
-        self.provenance = provenance(self.nlp, path)
+        self._pipeline_path = path
+        # taken after the first batch: components load their models lazily, and before
+        # that an encoder pipeline would record no models
+        self.provenance: dict | None = None
         self.kb_names = concept_names(self.nlp)
         self._detector = None
+
+    def _provenance(self) -> dict:
+        from .pipeline import provenance
+
+        return provenance(self.nlp, self._pipeline_path)
 
     def _langs(self, records: list[InputRecord]) -> list[str | None]:
         langs = [r.lang for r in records]
@@ -255,6 +292,8 @@ class ShardAnnotator:
             for batch in minibatch(records, size=self.settings.batch_size):
                 t0 = time.perf_counter()
                 docs = self._run(batch)
+                if self.provenance is None:
+                    self.provenance = self._provenance()
                 timing = {"batch_ms": round(1000 * (time.perf_counter() - t0), 3),
                           "batch_records": len(batch)}
                 for record, doc in zip(batch, docs):
@@ -270,6 +309,8 @@ class ShardAnnotator:
                     written += 1
                     n_ents += len(row["ents"])
             writer.close()
+        if self.provenance is None:
+            self.provenance = self._provenance()
         errors_file = out_dir / ERRORS_DIR / f"{shard.name}.jsonl"
         if bad:
             bad.sort(key=lambda pair: pair[0])
@@ -281,8 +322,9 @@ class ShardAnnotator:
         return {"shard": shard.name, "records": written, "errors": len(bad),
                 "entities": n_ents, "chars": sum(len(r.text) for r in records),
                 "seconds": round(time.perf_counter() - started, 4),
-                "output": f"{SHARDS_DIR}/{target.name}",
+                "output": f"{SHARDS_DIR}/{target.name}", "sha256": sha256_file(target),
                 "errors_file": f"{ERRORS_DIR}/{errors_file.name}" if bad else None,
+                "errors_sha256": sha256_file(errors_file) if bad else None,
                 "provenance": self.provenance}
 
 
@@ -308,14 +350,12 @@ class JobSummary:
         return {**asdict(self), "records_per_second": round(self.records_per_second, 2)}
 
 
-def _job_settings(config: JobConfig, paths: list[Path], pipeline_path: Path) -> dict:
-    from .pipeline import fingerprint
-
+def _job_settings(config: JobConfig, paths: list[Path], pipeline: tuple[str, str]) -> dict:
+    source, sha256 = pipeline
     return {"inputs": describe_inputs(paths), "format": config.format,
             "shard_size": config.shard_size, "read": asdict(config.read),
-            "detect_lang": config.detect_lang,
-            "pipeline": os.fspath(pipeline_path.resolve()),
-            "pipeline_sha256": fingerprint(pipeline_path)}
+            "detect_lang": config.detect_lang, "pipeline": source,
+            "pipeline_sha256": sha256}
 
 
 def gpu_count() -> int:
@@ -328,22 +368,49 @@ def gpu_count() -> int:
 
 
 def run_job(config: JobConfig) -> JobSummary:
-    """Run (or resume) a batch annotation job; returns its summary (also in summary.json)."""
-    from .pipeline import resolve_pipeline
+    """Run (or resume) a batch annotation job; returns its summary (also in summary.json).
+
+    Everything that can be checked is checked before the output folder is touched: settings,
+    writability, inputs (existence, type, emptiness), the pipeline's path; then the folder is
+    locked against a second job, and only then written.
+    """
+    from .pipeline import pipeline_fingerprint, resolve_pipeline
 
     config.validate()
-    import_code(config.code)
     out_dir = Path(config.output)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_writable(out_dir, fix="Pass --output in a folder you can write to.")
+    import_code(config.code)
     paths = expand_inputs(config.inputs)
-    pipeline_path = resolve_pipeline(config.pipeline, out_dir, config.overrides)
-    manifest = Manifest.open(out_dir, _job_settings(config, paths, pipeline_path),
-                             config.overwrite)
-    for stale in list(out_dir.glob(f"{SHARDS_DIR}/.*.tmp-*")) + list(
-            out_dir.glob(f"{ERRORS_DIR}/.*.tmp-*")):
-        stale.unlink(missing_ok=True)  # left by a killed run
-    manifest.save()
+    for path in paths:
+        input_format(path, config.read.input_format)
+        if not config.allow_empty and next(iter(read_items(path, config.read)), None) is None:
+            raise InputError(Errors.E209.format(input=path))
+    settings_now = _job_settings(config, paths,
+                                 pipeline_fingerprint(config.pipeline, config.overrides))
+    created = not out_dir.exists()
+    lock = OutputLock(out_dir)
+    lock.acquire()
+    try:
+        try:
+            manifest = Manifest.open(out_dir, settings_now, config.overwrite)
+            pipeline_path = resolve_pipeline(config.pipeline, out_dir, config.overrides)
+        except BaseException:
+            if created:  # nothing started: leave no trace of this run
+                lock.release()
+                shutil.rmtree(out_dir, ignore_errors=True)
+            raise
+        for stale in list(out_dir.glob(f"{SHARDS_DIR}/.*.tmp-*")) + list(
+                out_dir.glob(f"{ERRORS_DIR}/.*.tmp-*")):
+            stale.unlink(missing_ok=True)  # left by a killed run
+        manifest.drop_unlisted()
+        manifest.save()
+        return _run_started(config, out_dir, paths, pipeline_path, manifest)
+    finally:
+        lock.release()
 
+
+def _run_started(config: JobConfig, out_dir: Path, paths: list[Path], pipeline_path: Path,
+                 manifest: Manifest) -> JobSummary:
     gpus = gpu_count()
     workers = config.n_process or max(1, gpus)
     summary = JobSummary(output=os.fspath(out_dir), engine=config.engine, workers=workers)
@@ -388,6 +455,29 @@ def run_job(config: JobConfig) -> JobSummary:
     summary.errors = sum(s["errors"] for s in manifest.done.values())
     atomic_write_text(out_dir / SUMMARY, json.dumps(summary.to_dict(), indent=2))
     return summary
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(Errors.E189.format(path=path.parent,
+                                            reason=f"{path.name} is unreadable ({exc})")) from exc
+    if not isinstance(data, dict):
+        raise InputError(Errors.E189.format(path=path.parent,
+                                            reason=f"{path.name} is not a JSON object"))
+    return data
+
+
+def _settings_diff(old: dict, new: dict) -> str:
+    """'shard_size: 6 (saved) vs 3 (now); inputs: ...' for the settings that differ."""
+    def short(value) -> str:
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+        return text if len(text) <= 120 else text[:117] + "..."
+
+    parts = [f"{key}: {short(old.get(key))} (saved) vs {short(new.get(key))} (now)"
+             for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+    return "; ".join(parts) or "(none)"
 
 
 def import_code(paths: list[str]) -> None:
@@ -445,26 +535,58 @@ def _progress(enabled: bool, total: int | None, initial: int):
 
 
 def iter_output(out_dir: str | os.PathLike) -> Iterator[dict]:
-    """Every annotated record of a job's output, shard by shard in input order."""
+    """Every annotated record of a job's output, shard by shard in input order; each shard
+    checked against the sha256 the manifest recorded for it (E208 names a damaged one)."""
     from .output import read_shard
 
     out_dir = Path(out_dir)
     manifest = read_manifest(out_dir)
     fmt = manifest["settings"]["format"]
     for name in sorted(manifest["shards"]):
-        yield from read_shard(out_dir / manifest["shards"][name]["output"], fmt)
+        entry = manifest["shards"][name]
+        path = _verified(out_dir, name, entry.get("output"), entry.get("sha256"))
+        try:
+            yield from read_shard(path, fmt)
+        except (OSError, ValueError) as exc:
+            raise InputError(Errors.E208.format(shard=name, path=out_dir,
+                                                reason=f"{path.name}, {exc}")) from exc
 
 
 def iter_errors(out_dir: str | os.PathLike) -> Iterator[dict]:
     out_dir = Path(out_dir)
     manifest = read_manifest(out_dir)
     for name in sorted(manifest["shards"]):
-        rel = manifest["shards"][name].get("errors_file")
-        if rel:
-            with open(out_dir / rel, encoding="utf-8") as fh:
-                for line in fh:
-                    if line.strip():
-                        yield json.loads(line)
+        entry = manifest["shards"][name]
+        if not entry.get("errors_file"):
+            continue
+        path = _verified(out_dir, name, entry["errors_file"], entry.get("errors_sha256"))
+        with open(path, "rb") as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    yield json.loads(raw.decode("utf-8"))
+                except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                    raise InputError(Errors.E208.format(
+                        shard=name, path=out_dir,
+                        reason=f"{path.name}:{lineno} is not a JSON line ({exc})")) from exc
+
+
+def _verified(out_dir: Path, shard: str, rel: str | None, sha256: str | None) -> Path:
+    """The shard file's path, after checking it exists and, where the manifest recorded one
+    (jobs since format 1.1), that its sha256 matches."""
+    if not rel or not (out_dir / rel).is_file():
+        raise InputError(Errors.E208.format(shard=shard, path=out_dir,
+                                            reason=f"its file {rel!r} is missing"))
+    path = out_dir / rel
+    if sha256 is not None:
+        found = sha256_file(path)
+        if found != sha256:
+            raise InputError(Errors.E208.format(
+                shard=shard, path=out_dir,
+                reason=f"{rel} has sha256 {found[:16]}..., the manifest records "
+                       f"{sha256[:16]}... (changed or truncated after the job wrote it)"))
+    return path
 
 
 def read_manifest(out_dir: Path) -> dict:
@@ -473,8 +595,8 @@ def read_manifest(out_dir: Path) -> dict:
         raise InputError(Errors.E189.format(path=out_dir, reason=f"it has no {MANIFEST}"))
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        data["settings"]["format"], data["shards"]  # noqa: B018 - the keys must exist
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        data["settings"]["format"], data["shards"].items()  # noqa: B018 - the keys must exist
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise InputError(Errors.E189.format(path=out_dir,
                                             reason=f"{MANIFEST} is unreadable ({exc})")) from exc
     return data

@@ -8,9 +8,14 @@ whatever the corpus size.
 """
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
 import os
 import queue
+import signal
+import sys
+import threading
+import time
 import traceback
 from dataclasses import asdict, replace
 from typing import Callable, Iterator
@@ -18,9 +23,37 @@ from typing import Callable, Iterator
 from ..errors import Errors, XappsError
 
 
-def _worker_main(worker: int, settings: dict, tasks, results) -> None:
+PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """End this worker when the driver dies, however it dies (SIGKILL included): an orphan
+    would go on writing shards no manifest records, holding its memory, beside a re-run.
+
+    Linux delivers SIGKILL on the parent's death (prctl); elsewhere, and for the moment
+    before prctl took effect, a watcher thread checks the parent once a second.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):  # no libc symbol: the watcher below still works
+            pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="xapps-parent-watch", daemon=True).start()
+
+
+def _worker_main(worker: int, settings: dict, tasks, results, parent_pid: int) -> None:
     # settings arrive as a dict: unpickling a job class would import spaCy, and so torch,
     # before the GPU is chosen here
+    die_with_parent(parent_pid)
     if settings["device"] is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(settings["device"])
         settings = dict(settings, device=0)
@@ -59,8 +92,8 @@ def run_processes(shards: Iterator, settings, workers: int, gpus: int,
         device = (w % gpus) if gpus else None
         ws = replace(settings, device=device,
                      threads=settings.threads or max(1, cores // workers))
-        proc = ctx.Process(target=_worker_main, args=(w, asdict(ws), tasks, results),
-                           daemon=True)
+        proc = ctx.Process(target=_worker_main,
+                           args=(w, asdict(ws), tasks, results, os.getpid()), daemon=True)
         proc.start()
         procs.append(proc)
     in_flight: dict[str, int] = {}

@@ -145,16 +145,17 @@ def _conll_block(doc: Doc, record: dict) -> str:
 def read_shard(path: Path, fmt: str) -> Iterator[dict]:
     """The records of one written shard, as :func:`doc_record` dicts (CoNLL: id, lang,
     text rebuilt with single spaces, entities and their concept ids)."""
-    if fmt == "jsonl":
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip():
-                    yield json.loads(line)
-    elif fmt == "bigbio":
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip():
-                    yield _from_bigbio(json.loads(line))
+    if fmt in ("jsonl", "bigbio"):
+        convert = _from_bigbio if fmt == "bigbio" else dict
+        with open(path, "rb") as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    yield convert(json.loads(raw.decode("utf-8")))
+                except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError,
+                        ValueError) as exc:
+                    raise ValueError(f"line {lineno}: {type(exc).__name__}: {exc}") from exc
     elif fmt == "docbin":
         yield from _from_docbin(path)
     else:

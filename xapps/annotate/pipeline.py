@@ -57,12 +57,27 @@ def fingerprint(path: Path) -> str:
     return digest.hexdigest()
 
 
-def resolve_pipeline(pipeline: str | os.PathLike, out_dir: Path,
-                     overrides: dict[str, Any] | None = None) -> Path:
-    """The folder every worker loads: ``pipeline`` itself when it is a saved pipeline, else
-    the ``.cfg`` assembled, initialised and saved under ``out_dir/pipeline`` (reused on
-    resume when the config and overrides are unchanged)."""
+def pipeline_fingerprint(pipeline: str | os.PathLike,
+                         overrides: dict[str, Any] | None = None) -> tuple[str, str]:
+    """(resolved path, sha256) of what a job runs, checked and computed without writing:
+    a saved pipeline's files, or a .cfg's text with the overrides (assembled later)."""
     path = Path(pipeline)
+    _check_source(path, overrides)
+    if path.is_dir():
+        return os.fspath(path.resolve()), fingerprint(path)
+    return os.fspath(path.resolve()), _cfg_stamp(path, overrides)
+
+
+def _cfg_stamp(path: Path, overrides: dict[str, Any] | None) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(Errors.E185.format(path=path, reason=f"unreadable ({exc})")) from exc
+    return hashlib.sha256((text + json.dumps(overrides or {}, sort_keys=True)).encode()
+                          ).hexdigest()
+
+
+def _check_source(path: Path, overrides: dict[str, Any] | None) -> None:
     if path.is_dir():
         if not (path / "config.cfg").is_file():
             raise InputError(Errors.E185.format(path=path, reason="it has no config.cfg"))
@@ -70,12 +85,22 @@ def resolve_pipeline(pipeline: str | os.PathLike, out_dir: Path,
             raise InputError(Errors.E186.format(
                 what="--set", value=", ".join(overrides), reason="overrides apply to a .cfg",
                 fix="Assemble from the .cfg with the overrides, or drop --set."))
-        return path
+        return
     if not path.is_file() or path.suffix != ".cfg":
         raise InputError(Errors.E185.format(path=path, reason="no such folder or .cfg file"))
+
+
+def resolve_pipeline(pipeline: str | os.PathLike, out_dir: Path,
+                     overrides: dict[str, Any] | None = None) -> Path:
+    """The folder every worker loads: ``pipeline`` itself when it is a saved pipeline, else
+    the ``.cfg`` assembled, initialised and saved under ``out_dir/pipeline`` (reused on
+    resume when the config and overrides are unchanged)."""
+    path = Path(pipeline)
+    _check_source(path, overrides)
+    if path.is_dir():
+        return path
     target = out_dir / ASSEMBLED_DIR
-    stamp = hashlib.sha256((path.read_text(encoding="utf-8")
-                            + json.dumps(overrides or {}, sort_keys=True)).encode()).hexdigest()
+    stamp = _cfg_stamp(path, overrides)
     stamp_file = target / "xapps_assembled_from.json"
     if stamp_file.is_file() and json.loads(stamp_file.read_text())["sha256"] == stamp:
         return target

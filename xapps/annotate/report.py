@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, ensure_writable
 from .job import SUMMARY, iter_errors, iter_output, read_manifest
 
 PALETTE = ["#7aecec", "#bfeeb7", "#feca74", "#ff9561", "#aa9cfc", "#c887fb", "#9cc9cc",
@@ -235,7 +235,11 @@ def build_report(out_dir: str | os.PathLike, *, examples: int = 50) -> tuple[str
         stats.add(rec)
     errors = list(iter_errors(out_dir))
     summary_path = out_dir / SUMMARY
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    try:  # the last run's speed only; a damaged summary must not stop the report
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        summary = {}
+    summary = summary if isinstance(summary, dict) else {}
     labels = [k for k, _ in stats.labels.most_common()]
     prov = manifest.get("provenance") or {}
 
@@ -329,6 +333,7 @@ divided by the batch's records (nlp.pipe runs a batch at once).</p>
 
 def write_report(out_dir: str | os.PathLike, html_path: str | os.PathLike, *,
                  examples: int = 50) -> dict:
+    ensure_writable(html_path, fix="Pass --html in a folder you can write to.")
     page, counts = build_report(out_dir, examples=examples)
     atomic_write_text(html_path, page)
     return counts

@@ -49,16 +49,21 @@ from ..annotate.records import DEFAULT_MAX_CHARS, INPUT_FORMATS
 @click.option("--code", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Python file registering custom components, imported in every worker "
                    "(as spaCy's --code). Repeatable.")
-@click.option("--overwrite", is_flag=True, help="Start over, discarding a previous output.")
+@click.option("--overwrite", is_flag=True,
+              help="Start over: discard the completed shards, errors and summary of a previous "
+                   "job in --output (other files there are kept).")
+@click.option("--allow-empty", is_flag=True,
+              help="Accept inputs with no records (default: an empty input is an error).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def annotate(pipeline, inputs, output, fmt, input_format, batch_size, shard_size, n_process,
              engine, ray_address, id_field, text_field, lang_field, max_chars, no_detect_lang,
-             overrides, code, overwrite, quiet) -> None:
+             overrides, code, overwrite, allow_empty, quiet) -> None:
     """Annotate a corpus with a pipeline, in resumable shards.
 
-    Bad records (invalid JSON, no text, too long, not UTF-8) go to OUTPUT/errors/ with the
-    reason and line; the job goes on. Exit code 0: every record annotated; 1: finished, with
-    some records in errors/.
+    Bad records (invalid JSON, no text, too long, not UTF-8, a repeated id) go to
+    OUTPUT/errors/ with the reason and line; the job goes on. Exit code 0: every record
+    annotated; 1: finished, with some records in errors/; 2: refused before starting (bad
+    input, pipeline or output; another job holds OUTPUT), nothing written.
     """
     from ..annotate.job import JobConfig, run_job
     from ..annotate.pipeline import parse_overrides
@@ -71,7 +76,7 @@ def annotate(pipeline, inputs, output, fmt, input_format, batch_size, shard_size
                                         input_format),
                        overrides=parse_overrides(overrides), detect_lang=not no_detect_lang,
                        code=list(code),
-                       overwrite=overwrite, progress=not quiet)
+                       overwrite=overwrite, allow_empty=allow_empty, progress=not quiet)
     summary = run_job(config)
     new = summary.records + summary.errors - summary.records_resumed
     click.echo(f"{summary.records:,} records annotated, {summary.errors:,} in errors/ "
