@@ -59,15 +59,19 @@ def load_sets(data: Path) -> dict:
 
 
 def evaluate(generator, sets: dict, langs: list[str]) -> dict:
+    from xapps.fact2text import generate_detailed
     from xapps.fact2text.evaluate import score
 
     out = {}
     for lang in langs:
         test = sets[lang]["test"]
         t0 = time.perf_counter()
-        texts = generator.generate([e.facts for e in test], lang)
+        generations = generate_detailed(generator, [e.facts for e in test], lang)
+        texts = [g.text for g in generations]
         seconds = time.perf_counter() - t0
-        res = score([e.facts for e in test], texts, [e.texts for e in test], lang).to_dict()
+        reported = generations if hasattr(generator, "generate_detailed") else None
+        res = score([e.facts for e in test], texts, [e.texts for e in test], lang,
+                    reported).to_dict()
         res["fact_sets_per_second"] = round(len(test) / seconds, 1)
         res["examples"] = [{"facts": [f.to_json() for f in e.facts], "output": t,
                             "reference": e.texts[0]} for e, t in list(zip(test, texts))[:3]]
@@ -174,7 +178,8 @@ def main() -> None:
             fit_s = time.perf_counter() - t0
             res = evaluate(gen, sets, langs)
             payload["generators"]["retrieval"] = {"fit_s": round(fit_s, 1), "results": res,
-                                                  "command": " ".join(sys.argv)}
+                                                  "command": " ".join(sys.argv),
+                                                  "date": payload["date"]}
         elif name == "seq2seq":
             from xapps.fact2text import load_generator
 
@@ -197,8 +202,8 @@ def main() -> None:
     write_table(payload)
 
 
-def _rate(result: dict) -> str:
-    rate = result.get("language_rate")
+def _rate(result: dict, key: str = "language_rate") -> str:
+    rate = result.get(key)
     return "–" if rate is None else f"{rate:.2f}"
 
 
@@ -208,9 +213,14 @@ def write_table(payload: dict) -> None:
              "of the same entries, Hindi gold (350). BLEU / chrF++ (sacrebleu, all "
              "references), fact coverage, hallucination rate and in target language (share "
              "of outputs that langid puts in it; '–' where not measured) from "
-             "xapps.fact2text.evaluate.",
+             "xapps.fact2text.evaluate; fallback: share of outputs that write some fact as "
+             "plain 'subject predicate object.' (no template in the language); foreign: share "
+             "of outputs that keep entities of the retrieved reference not in the input "
+             "(both reported by the retrieval generator, '–' for others or runs before they "
+             "were measured).",
              "", "| generator | set | BLEU | chrF++ | fact coverage | hallucination rate | "
-             "in target language | fact sets/s |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "in target language | fallback | foreign | fact sets/s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     labels = {"retrieval": "retrieve + relexicalise (few-shot: train half / in-language "
                            "examples)",
               "seq2seq": "warm-started me5-small encoder-decoder, fact-aware (few-shot: "
@@ -222,6 +232,7 @@ def write_table(payload: dict) -> None:
             lines.append(f"| {labels.get(name, name)} | {lang} | {r['bleu']:.2f} | "
                          f"{r['chrf++']:.2f} | {r['fact_coverage']:.3f} | "
                          f"{r['hallucination_rate']:.3f} | {_rate(r)} | "
+                         f"{_rate(r, 'fallback_rate')} | {_rate(r, 'foreign_rate')} | "
                          f"{r['fact_sets_per_second']:,.1f} |")
     if "reference_language_rate" in payload:
         lines += ["", "References in their target language (langid, first reference): " +

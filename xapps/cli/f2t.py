@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 
 import click
@@ -36,7 +37,12 @@ def _vocab_texts(specs) -> dict[str, list[str]]:
         if not Path(path).is_file():
             raise click.BadParameter(f"{path!r} (for {lang}) is not a file; give a plain-text "
                                      "file, one sentence per line", param_hint="--vocab-text")
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        try:
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as exc:
+            raise click.BadParameter(f"{path!r} (for {lang}) is not UTF-8 text ({exc.reason} "
+                                     f"at byte {exc.start}); save it as UTF-8",
+                                     param_hint="--vocab-text") from None
         out.setdefault(lang, []).extend(line for line in lines if line.strip())
     return out
 
@@ -76,10 +82,25 @@ def _vocab_texts(specs) -> dict[str, list[str]]:
 def train(train_paths, langs, out, kind, backbone, steps, batch_size, lr, decoder_layers,
           no_trim_vocab, vocab_text, script_unification, force_entities, seed) -> None:
     """Fit (retrieval) or train (seq2seq) a generator on examples and save it to --out."""
+    from ..errors import Errors, InputError
+    from ..fileio import ensure_writable
+
+    ensure_writable(out, fix="Pass an --out folder in a place you can write to.")
     vocab_texts = _vocab_texts(vocab_text)
     examples = _examples(train_paths, list(langs))
     if langs:
         examples = [ex for ex in examples if ex.lang in langs]
+    if not any(ex.facts and ex.texts for ex in examples):
+        where = ", ".join(train_paths)
+        if not examples and not langs:
+            raise InputError(Errors.E236.format(
+                path=where, what="training examples",
+                fix="Pass files with fact sets and their reference texts."))
+        raise InputError(Errors.E190.format(
+            where=where, reason=f"no example with facts and a reference text"
+                                f"{' in ' + ', '.join(langs) if langs else ''} "
+                                f"({len(examples)} read)",
+            expected="training examples with facts and texts in the --lang languages"))
     t0 = time.perf_counter()
     if kind == "retrieval":
         from ..fact2text.retrieval import RetrievalGenerator
@@ -137,31 +158,105 @@ def _load(model: str, force_entities: bool | None, beams: int | None):
     return generator
 
 
+def _read_facts(path, lang: str, allow_empty: bool = False):
+    """The fact sets of ``path``, read and checked before any model loads: a bad line is
+    found in a second, not after the generator's 10-40 s of loading."""
+    from ..errors import Errors, InputError
+    from ..fact2text.data import read_examples
+
+    examples = read_examples(path, lang=lang, langs=[lang, "en"])
+    if not examples and not allow_empty:
+        raise InputError(Errors.E236.format(
+            path=path, what="fact sets",
+            fix="Pass a file with one fact set per line ({\"facts\": [[subject, predicate, "
+                "object], ...]}), or --allow-empty to write an empty output."))
+    return examples
+
+
+def _generate(generator, examples, lang: str, quiet: bool, chunk: int = 64):
+    """Generations in chunks, with a progress bar on a terminal."""
+    from tqdm.auto import tqdm
+
+    from ..fact2text import generate_detailed
+
+    out = []
+    with tqdm(total=len(examples), desc=f"verbalising ({lang})", unit=" fact sets",
+              disable=quiet or not sys.stderr.isatty()) as bar:
+        for start in range(0, len(examples), chunk):
+            part = examples[start:start + chunk]
+            out += generate_detailed(generator, [ex.facts for ex in part], lang)
+            bar.update(len(part))
+    return out
+
+
 @f2t.command("generate")
 @click.option("--model", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--facts", "facts_path", required=True, type=click.Path(exists=True, dir_okay=False),
               help="Fact sets: JSONL lines with 'facts' (or 'triples'), any reader format.")
 @click.option("--lang", required=True, help="Language to generate in.")
 @click.option("--output", default="-", type=click.Path(dir_okay=False, allow_dash=True),
-              help="JSONL of {id, lang, facts, text}; '-' for stdout.")
+              help="JSONL of {id, lang, facts, text, fallback, foreign_entities}; '-' for "
+                   "stdout. fallback: predicates written as plain 'subject predicate "
+                   "object.' (no template in --lang); foreign_entities: entities of the "
+                   "retrieved reference that are not in the input.")
+@click.option("--allow-empty", is_flag=True,
+              help="An empty --facts file writes an empty output instead of failing.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
 @decoding_options
-def generate(model, facts_path, lang, output, force_entities, beams) -> None:
+def generate(model, facts_path, lang, output, allow_empty, quiet, force_entities,
+             beams) -> None:
     """Verbalise fact sets in --lang."""
-    from ..fact2text.data import read_examples
-    from ..fileio import atomic_write_text
+    from ..fileio import atomic_write_text, ensure_writable
 
-    generator = _load(model, force_entities, beams)
-    examples = read_examples(facts_path, lang=lang, langs=[lang, "en"])
-    texts = generator.generate([ex.facts for ex in examples], lang)
+    if output != "-":
+        ensure_writable(output, fix="Pass an --output in a folder you can write to, or '-' "
+                                    "for stdout.")
+    examples = _read_facts(facts_path, lang, allow_empty)
+    generator = _load(model, force_entities, beams) if examples else None
+    generations = _generate(generator, examples, lang, quiet) if examples else []
     lines = "".join(json.dumps({"id": ex.id, "lang": lang, "facts": [f.to_json() for f in
                                                                       ex.facts],
-                                "text": text}, ensure_ascii=False) + "\n"
-                    for ex, text in zip(examples, texts))
+                                "text": g.text, **g.to_json()}, ensure_ascii=False) + "\n"
+                    for ex, g in zip(examples, generations))
+    fallbacks = sum(bool(g.fallback) for g in generations)
+    if fallbacks:
+        click.echo(f"{fallbacks:,} of {len(generations):,} texts write some facts as plain "
+                   f"'subject predicate object.' (no {lang} template; marked \"fallback\")",
+                   err=True)
     if output == "-":
         click.echo(lines, nl=False)
     else:
         atomic_write_text(output, lines)
-        click.echo(f"{len(texts):,} texts -> {output}", err=True)
+        click.echo(f"{len(generations):,} texts -> {output}", err=True)
+
+
+def _test_examples(path, lang: str):
+    """The scorable test examples of ``path`` and what was skipped, checked before any model
+    loads."""
+    from ..errors import Errors, InputError
+    from ..fact2text.data import read_examples
+
+    examples = read_examples(path, lang=lang, langs=[lang])
+    if not examples:
+        raise InputError(Errors.E236.format(
+            path=path, what="test examples",
+            fix=f"Pass a test file with fact sets and reference texts in {lang}."))
+    other = [ex for ex in examples if ex.lang != lang]
+    no_ref = [ex for ex in examples if ex.lang == lang and not ex.texts]
+    usable = [ex for ex in examples if ex.lang == lang and ex.texts]
+    if not usable:
+        reasons = []
+        if no_ref:
+            reasons.append(f"{len(no_ref)} have no reference text (e.g. id {no_ref[0].id!r})")
+        if other:
+            reasons.append(f"{len(other)} are in another language (e.g. id {other[0].id!r} "
+                           f"in {other[0].lang!r})")
+        raise InputError(Errors.E237.format(path=path, n=len(examples), lang=lang,
+                                            reason="; ".join(reasons)))
+    skipped = {"without_reference": len(no_ref), "other_language": len(other)}
+    examples_of = {"without_reference": [ex.id for ex in no_ref[:5]],
+                   "other_language": [ex.id for ex in other[:5]]}
+    return usable, skipped, examples_of
 
 
 @f2t.command("eval")
@@ -170,24 +265,38 @@ def generate(model, facts_path, lang, output, force_entities, beams) -> None:
 @click.option("--lang", required=True, help="Language of the references (and of the output).")
 @click.option("--predictions", default=None, type=click.Path(dir_okay=False),
               help="Also write the generated texts (JSONL).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
 @decoding_options
-def evaluate(model, test_path, lang, predictions, force_entities, beams) -> None:
+def evaluate(model, test_path, lang, predictions, quiet, force_entities, beams) -> None:
     """BLEU, chrF++, fact coverage, hallucination rate and the share of outputs in --lang,
-    on a test set."""
-    from ..fact2text.data import read_examples
+    on a test set. Records that cannot be scored (no reference, another language) are
+    skipped and counted ("skipped" in the JSON); the exit code is then 1."""
     from ..fact2text.evaluate import score
-    from ..fileio import atomic_write_text
+    from ..fileio import atomic_write_text, ensure_writable
 
+    if predictions:
+        ensure_writable(predictions, fix="Pass a --predictions path in a folder you can "
+                                         "write to.")
+    examples, skipped, skipped_ids = _test_examples(test_path, lang)
     generator = _load(model, force_entities, beams)
-    examples = [ex for ex in read_examples(test_path, lang=lang, langs=[lang]) if ex.texts]
     t0 = time.perf_counter()
-    texts = generator.generate([ex.facts for ex in examples], lang)
+    generations = _generate(generator, examples, lang, quiet)
     seconds = time.perf_counter() - t0
+    texts = [g.text for g in generations]
+    reported = generations if hasattr(generator, "generate_detailed") else None
     result = score([ex.facts for ex in examples], texts, [ex.texts for ex in examples],
-                   lang).to_dict()
+                   lang, reported).to_dict()
     result["fact_sets_per_second"] = round(len(texts) / seconds, 1) if seconds else None
+    result["skipped"] = skipped
     if predictions:
         atomic_write_text(predictions, "".join(json.dumps(
-            {"id": ex.id, "text": t, "references": ex.texts}, ensure_ascii=False) + "\n"
-            for ex, t in zip(examples, texts)))
+            {"id": ex.id, "text": g.text, "references": ex.texts, **g.to_json()},
+            ensure_ascii=False) + "\n" for ex, g in zip(examples, generations)))
     click.echo(json.dumps(result, indent=2))
+    n_skipped = sum(skipped.values())
+    if n_skipped:
+        parts = [f"{n} {what.replace('_', ' ')} (e.g. {', '.join(skipped_ids[what])})"
+                 for what, n in skipped.items() if n]
+        click.echo(f"scored {len(examples):,} records; skipped {n_skipped:,}: "
+                   f"{'; '.join(parts)}", err=True)
+        raise SystemExit(1)

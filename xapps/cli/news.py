@@ -41,12 +41,37 @@ def _load_news(paths):
     return news
 
 
+def _check_outputs(out=None, cache=None) -> None:
+    """Refuse unwritable outputs (E068) before any news is read or model loaded; an
+    explicit --cache is an output the user asked for."""
+    from ..fileio import ensure_writable
+
+    if out is not None:
+        ensure_writable(out, fix="Pass an --out folder in a place you can write to.")
+    if cache is not None:
+        ensure_writable(cache, fix="Pass a --cache folder you can write to, or leave --cache "
+                                   "out to use the default cache.")
+
+
 def _cache_for(backbone: str, folder):
+    """The news vector cache: --cache (checked by :func:`_check_outputs`), else one folder
+    per backbone under $XAPPS_HOME; a default cache that cannot be written is read but not
+    updated, said once."""
+    from ..errors import InputError
+    from ..fileio import ensure_writable
     from ..news.vectors import NewsVectorCache
     from ..paths import xapps_home
 
-    if folder is None:
-        folder = xapps_home() / "news-vectors" / re.sub(r"[^A-Za-z0-9._-]+", "_", backbone)
+    if folder is not None:
+        return NewsVectorCache(backbone, folder)
+    folder = xapps_home() / "news-vectors" / re.sub(r"[^A-Za-z0-9._-]+", "_", backbone)
+    try:
+        ensure_writable(folder)
+    except InputError:
+        click.echo(f"note: the news vector cache '{folder}' cannot be written; vectors it "
+                   "lacks are encoded for this run only. Set $XAPPS_HOME or --cache to a "
+                   "writable folder to keep them.", err=True)
+        return NewsVectorCache(backbone, folder, writable=False)
     return NewsVectorCache(backbone, folder)
 
 
@@ -93,6 +118,7 @@ def train(behaviors_path, news_paths, out, backbone, user_encoder, negatives, ep
     from ..fileio import atomic_write_text
     from ..news.recommender import NewsRecConfig, NewsRecommender
 
+    _check_outputs(out, cache)
     news_items, (train_imps, dev, test) = _prepared(behaviors_path, news_paths, test_fraction,
                                                     dev_fraction)
     click.echo(f"impressions: train {len(train_imps):,}, dev {len(dev):,}, "
@@ -129,6 +155,7 @@ def evaluate(model, behaviors_path, news_paths, split, test_fraction, dev_fracti
     from ..news.metrics import evaluate_impressions
     from ..news.recommender import NewsRecommender
 
+    _check_outputs(cache=cache)
     news_items, (train_imps, dev, test) = _prepared(behaviors_path, news_paths, test_fraction,
                                                     dev_fraction)
     rec = NewsRecommender.load(model)
@@ -163,6 +190,7 @@ def recommend(model, news_paths, user_history, k, cache) -> None:
     """The top-k news of the --news pool for one user (FAISS search by the user vector)."""
     from ..news.recommender import NewsRecommender
 
+    _check_outputs(cache=cache)
     news_items = _load_news(news_paths)
     history = [h.strip() for h in user_history.split(",") if h.strip()]
     rec = NewsRecommender.load(model)

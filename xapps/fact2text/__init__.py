@@ -11,27 +11,37 @@ language out, with faithfulness metrics.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
+from ..artifacts import read_cfg
 from ..errors import Errors, InputError
 
 
 def load_generator(folder: str | os.PathLike):
-    """A saved generator, whichever kind its cfg.json names."""
+    """A saved generator, whichever kind its cfg.json names; its files are checked against
+    the sha256 in cfg.json before any model is loaded (E235 names a damaged one)."""
     from .retrieval import CFG_FILE, KIND, RetrievalGenerator
 
     folder = Path(folder)
-    cfg_path = folder / CFG_FILE
-    if not cfg_path.is_file():
-        raise InputError(Errors.E192.format(path=folder, reason=f"it has no {CFG_FILE}"))
-    kind = json.loads(cfg_path.read_text(encoding="utf-8")).get("kind")
+    cfg = read_cfg(folder, lambda reason: InputError(Errors.E192.format(path=folder,
+                                                                       reason=reason)), CFG_FILE)
+    kind = cfg.get("kind")
     if kind == KIND:
-        return RetrievalGenerator.load(folder)
+        return RetrievalGenerator.load(folder, cfg)
     from .seq2seq import KIND as SEQ2SEQ
     from .seq2seq import Seq2SeqGenerator
 
     if kind == SEQ2SEQ:
-        return Seq2SeqGenerator.load(folder)
+        return Seq2SeqGenerator.load(folder, cfg)
     raise InputError(Errors.E192.format(path=folder, reason=f"unknown generator kind {kind!r}"))
+
+
+def generate_detailed(generator, fact_sets, lang: str):
+    """:class:`~.retrieval.Generation` per fact set from any generator (a trained one has no
+    fallbacks to report)."""
+    from .retrieval import Generation
+
+    if hasattr(generator, "generate_detailed"):
+        return generator.generate_detailed(fact_sets, lang)
+    return [Generation(text) for text in generator.generate(fact_sets, lang)]

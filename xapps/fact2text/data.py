@@ -166,6 +166,9 @@ def read_json_dict(path: str | os.PathLike, lang: str | None = None,
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise InputError(Errors.E001.format(where=f"{path}:{exc.lineno}", reason=exc.msg)) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(Errors.E004.format(path=path, reason=f"not UTF-8 text ({exc.reason} "
+                                            f"at byte {exc.start})")) from None
     items = data.items() if isinstance(data, dict) else enumerate(data)
     for key, obj in items:
         example = _example_from_json(obj, f"{path}[{key}]", lang, strict)

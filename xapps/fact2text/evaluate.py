@@ -6,7 +6,10 @@ and two faithfulness measures users ask for more than BLEU.
   its romanised consonant skeleton appears (``anyascii`` romanises any script; vowels are
   dropped because transliterations disagree mostly on vowels);
 - hallucination rate: the share of capitalised or numeric output tokens (sentence-initial
-  words excluded) that occur in no input fact.
+  words excluded) that occur in no input fact; the unsupported rate is the share of outputs
+  with at least one such token;
+- fallback and foreign-entity rates: the share of outputs a generator reports as written
+  partly outside the target language, or as keeping its retrieved reference's own entities.
 """
 from __future__ import annotations
 
@@ -109,13 +112,24 @@ class Scores:
     #: share of the outputs that language identification puts in the target language (None
     #: where the identifier does not know it): a zero-shot model may write another language
     language_rate: float | None = None
+    #: share of the outputs with at least one capitalised/numeric token found in no input
+    #: fact: outputs that state something (a name, a number) the input does not
+    unsupported_rate: float = 0.0
+    #: share of the outputs that write some fact by a fallback instead of the target
+    #: language (retrieval: "subject predicate object."; None: not reported by the generator)
+    fallback_rate: float | None = None
+    #: share of the outputs that keep entities of the retrieved reference the input does not
+    #: name (None: not reported by the generator)
+    foreign_rate: float | None = None
 
     def to_dict(self) -> dict:
         out = {"n": self.n, "bleu": round(self.bleu, 2), "chrf++": round(self.chrf_pp, 2),
                "fact_coverage": round(self.coverage, 4),
-               "hallucination_rate": round(self.hallucination_rate, 4)}
-        if self.language_rate is not None:
-            out["language_rate"] = round(self.language_rate, 4)
+               "hallucination_rate": round(self.hallucination_rate, 4),
+               "unsupported_rate": round(self.unsupported_rate, 4)}
+        for key in ("language_rate", "fallback_rate", "foreign_rate"):
+            if getattr(self, key) is not None:
+                out[key] = round(getattr(self, key), 4)
         return out
 
 
@@ -131,14 +145,19 @@ def language_rate(texts: Sequence[str], lang: str) -> float | None:
 
 
 def score(facts: Sequence[Sequence[Fact]], outputs: Sequence[str],
-          references: Sequence[Sequence[str]], lang: str = "en") -> Scores:
+          references: Sequence[Sequence[str]], lang: str = "en",
+          generations: Sequence | None = None) -> Scores:
     """Corpus BLEU and chrF++ against every reference of each example, and the
-    faithfulness measures pooled over the outputs."""
+    faithfulness measures pooled over the outputs. ``generations`` (the generator's
+    :class:`~.retrieval.Generation` per output) adds the fallback and foreign-entity rates."""
     import sacrebleu
 
     if not (len(facts) == len(outputs) == len(references)):
         raise ValueError(f"{len(facts)} fact sets, {len(outputs)} outputs and "
                          f"{len(references)} reference lists: pass one of each per example")
+    if not outputs or not any(references):
+        raise ValueError("score() needs at least one output with a reference (sacrebleu "
+                         "cannot score an empty corpus)")
     n_refs = max((len(r) for r in references), default=0)
     # sacrebleu takes one stream per reference position; None where an example has fewer
     streams = [[refs[i] if i < len(refs) else None for refs in references]
@@ -146,11 +165,16 @@ def score(facts: Sequence[Sequence[Fact]], outputs: Sequence[str],
     tokenize = "zh" if lang == "zh" else "13a"
     bleu = sacrebleu.corpus_bleu(list(outputs), streams, tokenize=tokenize).score
     chrf = sacrebleu.corpus_chrf(list(outputs), streams, word_order=2).score
-    present = total = bad = candidates = 0
+    present = total = bad = candidates = unsupported = 0
     for fs, out in zip(facts, outputs):
         p, t = coverage(fs, out)
         present, total = present + p, total + t
         b, c = hallucinations(fs, out)
-        bad, candidates = bad + b, candidates + c
+        bad, candidates, unsupported = bad + b, candidates + c, unsupported + (b > 0)
+    fallback_rate = foreign_rate = None
+    if generations is not None:
+        fallback_rate = sum(bool(g.fallback) for g in generations) / len(outputs)
+        foreign_rate = sum(bool(g.foreign) for g in generations) / len(outputs)
     return Scores(len(outputs), bleu, chrf, present / total if total else 1.0,
-                  bad / candidates if candidates else 0.0, language_rate(outputs, lang))
+                  bad / candidates if candidates else 0.0, language_rate(outputs, lang),
+                  unsupported / len(outputs), fallback_rate, foreign_rate)

@@ -5,8 +5,13 @@ most like it -- predicates first: each example is keyed by its sorted predicates
 by the shared backbone into a FAISS index per language -- then take the best one's
 reference and put the input's entities in place of its own (its facts aligned to the input's
 by predicate). Input facts that no retrieved fact covers get a sentence from a per-predicate
-template learned from the single-fact examples of L, or a plain "subject predicate object."
-when L has none. The output names what the input names, so fact coverage is high and
+template learned from the examples of L (single-fact ones, and the sentences of longer
+references that state one fact alone), or of its most similar predicate; when L has none, a
+plain "subject predicate object." -- not a sentence of L, so the output says so
+(:class:`Generation`.fallback, the fallback rate in the metrics). Entities of the retrieved
+reference that the input does not have are cut with their sentence where possible; a
+reference that still carries them ranks below a clean one and below template sentences, and
+the output names them (:class:`Generation`.foreign). The output names what the input names, so fact coverage is high and
 hallucination low by construction; fluency is the training references'.
 
 A reference whose entities are written differently from the facts (a translated name) cannot
@@ -20,13 +25,14 @@ import logging
 import os
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from ..errors import Errors, InputError
+from ..artifacts import FILES_KEY, read_cfg, record_files, verify_files
+from ..errors import Errors, IndexMismatchError, InputError
 from ..fileio import atomic_write_text
 from .data import F2TExample, Fact
 from .lexicon import EntityLexicon
@@ -36,6 +42,9 @@ logger = logging.getLogger("xapps")
 CFG_FILE = "cfg.json"
 EXAMPLES_FILE = "examples.jsonl"
 KIND = "retrieval"
+INDEX_DIR = "index"
+#: how a damaged or missing generator is made again (in error messages)
+REMAKE = "xapps f2t train --train ... --out <folder>"
 
 
 def signature(facts: Sequence[Fact]) -> str:
@@ -146,6 +155,23 @@ def relexicalise(text: str, candidate: Sequence[Fact], facts: Sequence[Fact],
 
 
 @dataclass
+class Generation:
+    """One output and what the caller must know about it: facts written by the plain
+    fallback, and entities of the retrieved reference that stayed in the text."""
+
+    text: str
+    #: predicates written as the language-neutral "subject predicate object." because the
+    #: language has no template for them: that part of the text is not in the target
+    #: language (empty when every fact was verbalised in it)
+    fallback: list[str] = field(default_factory=list)
+    #: entities of the retrieved reference that are not in the input but remain in the text
+    foreign: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"fallback": self.fallback, "foreign_entities": self.foreign}
+
+
+@dataclass
 class _Indexed:
     examples: list[F2TExample]
     signatures: list[str]
@@ -154,8 +180,10 @@ class _Indexed:
 
 
 class RetrievalGenerator:
-    """``fit(examples)`` then ``generate(fact_sets, lang)``; ``save``/``load`` as a folder
-    (cfg.json + the examples; the index is rebuilt on load, it is small)."""
+    """``fit(examples)`` then ``generate(fact_sets, lang)``; ``save``/``load`` as a folder:
+    cfg.json (with the sha256 of every file), the examples, and one FAISS index of predicate
+    sets per language under ``index/`` (re-built on load only when missing or built from other
+    predicate sets or another backbone)."""
 
     def __init__(self, backbone: str = "me5-small", k: int = 20, device: str | None = None,
                  dtype: str | None = None) -> None:
@@ -166,6 +194,7 @@ class RetrievalGenerator:
         self.templates: dict[str, dict[str, Counter]] = {}
         self.lexicons: dict[str, EntityLexicon] = {}
         self.examples: list[F2TExample] = []
+        self.progress = False
 
     @property
     def backbone(self):
@@ -181,11 +210,13 @@ class RetrievalGenerator:
         return sorted(self._by_lang)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
-        return self.backbone.encode(texts, prompt="query", progress=False)
+        return self.backbone.encode(texts, prompt="query", progress=self.progress)
 
     def fit(self, examples: Sequence[F2TExample]) -> "RetrievalGenerator":
-        from ..index.dense import DenseIndex
+        return self._fit(examples)
 
+    def _fit(self, examples: Sequence[F2TExample],
+             saved_indexes: Path | None = None) -> "RetrievalGenerator":
         usable = [ex for ex in examples if ex.texts and ex.facts]
         if not usable:
             raise InputError(Errors.E190.format(
@@ -201,9 +232,9 @@ class RetrievalGenerator:
             for i, sig in enumerate(sigs):
                 groups.setdefault(sig, []).append(i)
             unique = list(groups)
-            index = DenseIndex(dim=self.backbone.hidden_size, metric="cosine",
-                               index_type="flat", backbone=self.backbone.identity)
-            index.build(unique, self._encode(unique))
+            index = self._saved_index(saved_indexes / lang, unique) if saved_indexes else None
+            if index is None:
+                index = self._build_index(unique)
             self._by_lang[lang] = _Indexed(exs, sigs, groups, index)
             self.templates[lang] = _templates(exs)
             self.lexicons[lang] = EntityLexicon().learn(exs)
@@ -212,7 +243,42 @@ class RetrievalGenerator:
                         len(self.templates[lang]))
         return self
 
+    def _build_index(self, unique: list[str]):
+        from ..index.dense import DenseIndex
+
+        index = DenseIndex(dim=self.backbone.hidden_size, metric="cosine",
+                           index_type="flat", backbone=self.backbone.identity)
+        index.build(unique, self._encode(unique))
+        return index
+
+    def _saved_index(self, folder: Path, unique: list[str]):
+        """The saved index of one language if it holds exactly these predicate sets and was
+        built with this backbone; else None (it is re-built, which only costs time)."""
+        from ..index import load_index
+
+        if not (folder / "manifest.json").is_file():
+            logger.info("fact2text retrieval: no saved index in %s; indexing the examples",
+                        folder)
+            return None
+        try:
+            # the generator's own cfg.json already verified these files
+            index = load_index(folder, backbone=self.backbone.identity, verify=False)
+        except IndexMismatchError as exc:
+            logger.warning("fact2text retrieval: re-indexing %s: %s", folder, exc)
+            return None
+        if index.ids != unique:
+            logger.warning("fact2text retrieval: re-indexing %s: it holds other predicate "
+                           "sets than the examples", folder)
+            return None
+        return index
+
     def generate(self, fact_sets: Sequence[Sequence[Fact]], lang: str) -> list[str]:
+        return [g.text for g in self.generate_detailed(fact_sets, lang)]
+
+    def generate_detailed(self, fact_sets: Sequence[Sequence[Fact]],
+                          lang: str) -> list[Generation]:
+        """Like :meth:`generate`, with what each output owes to fallbacks (see
+        :class:`Generation`)."""
         if lang not in self._by_lang:
             raise InputError(Errors.E191.format(lang=lang, known=", ".join(self.languages)
                                                 or "(none)"))
@@ -224,76 +290,182 @@ class RetrievalGenerator:
         # the entities as the language writes them (learned renderings), for the output
         rendered = [[Fact(lexicon.render(f.subject), f.predicate, lexicon.render(f.object),
                           f.qualifiers) for f in fs] for fs in fact_sets]
-        return [self._one(list(fs), row, store, lang) for fs, row in zip(rendered, hits)]
+        out = [self._one(list(fs), row, store, lang) for fs, row in zip(rendered, hits)]
+        fallbacks = sum(bool(g.fallback) for g in out)
+        if fallbacks:
+            logger.warning("fact2text retrieval: %d of %d outputs in '%s' write some facts as "
+                           "plain 'subject predicate object.' (no %s template for their "
+                           "predicates); they are marked as fallbacks", fallbacks, len(out),
+                           lang, lang)
+        return out
 
-    def _one(self, facts: list[Fact], hits, store: _Indexed, lang: str) -> str:
-        best: tuple[float, str, list[tuple[int, int]]] | None = None
+    def _one(self, facts: list[Fact], hits, store: _Indexed, lang: str) -> Generation:
+        best: tuple[float, str, list[tuple[int, int]], list[str]] | None = None
+        inputs = {e for f in facts for e in (f.subject, f.object)}
         for hit in hits:
             for ei in store.by_signature[hit.id][:5]:
                 ex = store.examples[ei]
                 pairs = align(ex.facts, facts)
                 for text in ex.texts[:3]:
                     out, found, own = relexicalise(text, ex.facts, facts, pairs)
+                    out, foreign = _drop_foreign(out, leftovers(text, ex.facts, pairs, inputs),
+                                                 inputs)
                     missing_own = (own - found) / own if own else 0.0
                     unaligned_c = (len(ex.facts) - len(pairs)) / len(ex.facts)
                     unaligned_f = (len(facts) - len(pairs)) / len(facts)
+                    # a reference that still names facts the input does not have is a
+                    # wrong statement, not a less fluent one: it ranks below any clean one
                     score = (hit.score - 0.5 * missing_own - 0.7 * unaligned_c
-                             - 0.3 * unaligned_f)
+                             - 0.3 * unaligned_f - 2.0 * bool(foreign))
                     if best is None or score > best[0]:
-                        best = (score, out, pairs)
+                        best = (score, out, pairs, foreign)
         if best is None:
-            return self._from_templates(facts, lang)
-        _, out, pairs = best
+            text, fallback = self._from_templates(facts, lang)
+            return Generation(text, fallback)
+        _, out, pairs, foreign = best
+        if foreign:
+            # sentences from the language's templates say only what the input says
+            text, fallback = self._from_templates(facts, lang)
+            if not fallback:
+                return Generation(text)
         covered = {fi for _, fi in pairs}
         rest = [f for i, f in enumerate(facts) if i not in covered]
+        fallback: list[str] = []
         if rest:
-            out = (out.rstrip() + " " + self._from_templates(rest, lang)).strip()
-        return out
+            more, fallback = self._from_templates(rest, lang)
+            out = (out.rstrip() + " " + more).strip()
+        return Generation(out, fallback, foreign)
 
-    def _from_templates(self, facts: Sequence[Fact], lang: str) -> str:
-        sentences = []
+    def _from_templates(self, facts: Sequence[Fact], lang: str) -> tuple[str, list[str]]:
+        """One sentence per fact from the language's templates (of the predicate, else of
+        the most similar predicate); a fact with neither is written "subject predicate
+        object." and its predicate returned as a fallback."""
+        sentences, fallback = [], []
+        templates = self.templates.get(lang, {})
         for fact in facts:
-            options = self.templates.get(lang, {}).get(fact.predicate)
+            options = templates.get(fact.predicate) or _similar(templates, fact.predicate)
             if options:
                 template = options.most_common(1)[0][0]
                 sentences.append(template.replace("{S}", fact.subject)
                                  .replace("{O}", fact.object))
             else:
                 sentences.append(f"{fact.subject} {fact.predicate} {fact.object}.")
-        return " ".join(sentences)
+                fallback.append(fact.predicate)
+        return " ".join(sentences), fallback
 
     # ------------------------------------------------------------------- persistence
     def save(self, folder: str | os.PathLike) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(folder / CFG_FILE, json.dumps(self.cfg, indent=2))
-        atomic_write_text(folder / EXAMPLES_FILE, "".join(json.dumps(
-            {"id": ex.id, "lang": ex.lang, "facts": [f.to_json() for f in ex.facts],
-             "texts": ex.texts}, ensure_ascii=False) + "\n" for ex in self.examples))
+        """The folder appears whole or not at all; cfg.json records the sha256 of every
+        other file (the indexes included)."""
+        from ..index.manifest import atomic_directory
+
+        with atomic_directory(folder) as tmp:
+            atomic_write_text(tmp / EXAMPLES_FILE, "".join(json.dumps(
+                {"id": ex.id, "lang": ex.lang, "facts": [f.to_json() for f in ex.facts],
+                 "texts": ex.texts}, ensure_ascii=False) + "\n" for ex in self.examples))
+            for lang, store in self._by_lang.items():
+                store.index.save(tmp / INDEX_DIR / lang)
+            files = record_files(tmp, exclude=(CFG_FILE,))
+            atomic_write_text(tmp / CFG_FILE, json.dumps({**self.cfg, FILES_KEY: files},
+                                                         indent=2))
 
     @classmethod
-    def load(cls, folder: str | os.PathLike) -> "RetrievalGenerator":
+    def load(cls, folder: str | os.PathLike, cfg: dict | None = None) -> "RetrievalGenerator":
+        """A saved generator, its files checked against cfg.json first (E235 names a damaged
+        one); the saved indexes are used as they are when they fit the examples."""
         from .data import read_jsonl
 
         folder = Path(folder)
-        cfg = json.loads((folder / CFG_FILE).read_text(encoding="utf-8"))
-        gen = cls(**{k: v for k, v in cfg.items() if k != "kind"})
-        return gen.fit(list(read_jsonl(folder / EXAMPLES_FILE)))
+        if cfg is None:
+            cfg = read_cfg(folder, lambda reason: InputError(Errors.E192.format(
+                path=folder, reason=reason)), CFG_FILE)
+        verify_files(folder, cfg, what="fact-to-text generator", remake=REMAKE)
+        known = {"backbone", "k", "device", "dtype"}
+        unknown = sorted(set(cfg) - known - {"kind", FILES_KEY})
+        if unknown:
+            raise InputError(Errors.E192.format(path=folder, reason=f"{CFG_FILE} has fields "
+                                                f"this xapps does not know: {unknown}"))
+        gen = cls(**{k: v for k, v in cfg.items() if k in known})
+        examples = list(read_jsonl(folder / EXAMPLES_FILE))
+        return gen._fit(examples, saved_indexes=folder / INDEX_DIR)
+
+
+def leftovers(text: str, candidate: Sequence[Fact], pairs: Sequence[tuple[int, int]],
+              inputs: set[str]) -> list[str]:
+    """How ``text`` writes the entities of ``candidate`` that relexicalising leaves in place:
+    those of candidate facts no input fact is aligned to, unless the input names them too.
+
+    >>> leftovers("A is in B. C leads A.", [Fact("A", "country", "B"),
+    ...           Fact("A", "leader", "C")], [(0, 0)], {"X", "Y"})
+    ['C']
+    """
+    aligned = {e for ci, _ in pairs for e in (candidate[ci].subject, candidate[ci].object)}
+    out = []
+    for fact in candidate:
+        for entity in (fact.subject, fact.object):
+            if not entity or entity in aligned or entity in inputs:
+                continue
+            written = locate(entity, text)
+            if written and written not in out:
+                out.append(written)
+    return out
+
+
+_SENTENCE = re.compile(r"(?<=[.!?।])\s+")
+
+
+def _drop_foreign(text: str, foreign: list[str], inputs: set[str]) -> tuple[str, list[str]]:
+    """``text`` without its sentences that name a foreign entity and no input entity (when
+    another sentence remains), and the foreign entities still in it."""
+    if not foreign:
+        return text, []
+    sentences = _SENTENCE.split(text)
+    keep = [s for s in sentences
+            if not (any(f in s for f in foreign) and not any(e and e in s for e in inputs))]
+    if keep and len(keep) < len(sentences):
+        text = " ".join(keep)
+    return text, [f for f in foreign if f in text]
+
+
+def _similar(templates: dict[str, Counter], predicate: str) -> Counter | None:
+    """The templates of the most similar predicate (at least half its words shared), for a
+    predicate the language has none of ("birth date" for "date of birth")."""
+    scored = [(_predicate_similarity(predicate, p), p) for p in templates]
+    scored = [sp for sp in scored if sp[0] >= 0.5]
+    return templates[max(scored)[1]] if scored else None
 
 
 def _templates(examples: Sequence[F2TExample]) -> dict[str, Counter]:
     """Per predicate, reference texts of single-fact examples with the subject and object
-    replaced by {S} and {O} (where both were located, see :func:`locate`)."""
+    replaced by {S} and {O} (where both were located, see :func:`locate`); and, counted
+    less, the sentences of multi-fact references that state one fact alone (its subject and
+    object, no other fact's object), so that a language has templates for more of its
+    predicates than its single-fact examples show."""
     out: dict[str, Counter] = {}
     for ex in examples:
-        if len(ex.facts) != 1:
+        if len(ex.facts) == 1:
+            fact = ex.facts[0]
+            for text in ex.texts:
+                template = _template(fact, text)
+                if template:
+                    out.setdefault(fact.predicate, Counter())[template] += 10
             continue
-        fact = ex.facts[0]
         for text in ex.texts:
-            subject, obj = locate(fact.subject, text), locate(fact.object, text)
-            if not subject or not obj or subject == obj or subject in obj or obj in subject:
-                continue
-            t = text.replace(subject, "\x00S\x00").replace(obj, "\x00O\x00")
-            t = t.replace("\x00S\x00", "{S}").replace("\x00O\x00", "{O}")
-            out.setdefault(fact.predicate, Counter())[t] += 1
+            for sentence in _SENTENCE.split(text):
+                for fact in ex.facts:
+                    others = [f.object for f in ex.facts if f is not fact and f.object
+                              not in (fact.subject, fact.object)]
+                    if any(locate(o, sentence) for o in others):
+                        continue
+                    template = _template(fact, sentence)
+                    if template:
+                        out.setdefault(fact.predicate, Counter())[template] += 1
     return out
+
+
+def _template(fact: Fact, text: str) -> str | None:
+    subject, obj = locate(fact.subject, text), locate(fact.object, text)
+    if not subject or not obj or subject == obj or subject in obj or obj in subject:
+        return None
+    t = text.replace(subject, "\x00S\x00").replace(obj, "\x00O\x00")
+    return t.replace("\x00S\x00", "{S}").replace("\x00O\x00", "{O}")

@@ -20,7 +20,7 @@ import logging
 import os
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -28,7 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import Errors, InputError
+from ..artifacts import FILES_KEY, read_cfg, record_files, verify_files
+from ..errors import Errors, InputError, ModelError
 from ..fileio import atomic_write_text
 from .data import F2TExample, Fact
 from .encoding import lang_tag, linearise, token_roles
@@ -43,6 +44,8 @@ MODEL_DIR = "model"
 TOKENIZER_DIR = "tokenizer"
 VOCAB_FILE = "vocab_keep.json"
 FACT_TABLES = "fact_embeddings.safetensors"
+#: how a damaged or missing generator is made again (in error messages)
+REMAKE = "xapps f2t train --kind seq2seq --train ... --out <folder>"
 
 
 @dataclass
@@ -435,30 +438,55 @@ class Seq2SeqGenerator:
 
     # --------------------------------------------------------------------- persistence
     def save(self, folder: str | os.PathLike) -> None:
+        """The folder appears whole or not at all; cfg.json records the sha256 of every
+        other file (weights, tokenizer, fact tables, vocabulary)."""
         from safetensors.torch import save_file
 
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.model.model.save_pretrained(folder / MODEL_DIR)
-        self.tokenizer.save_pretrained(folder / TOKENIZER_DIR)
-        save_file({"role": self.model.role_embeddings.weight.detach().cpu().contiguous(),
-                   "fact": self.model.fact_embeddings.weight.detach().cpu().contiguous()},
-                  str(folder / FACT_TABLES))
-        if self.vocab is not None:
-            atomic_write_text(folder / VOCAB_FILE, json.dumps(
-                {"keep": self.vocab.keep.tolist(), "vocab_size": len(self.tokenizer)}))
-        atomic_write_text(folder / CFG_FILE, json.dumps({"kind": KIND, **asdict(self.cfg)},
-                                                        indent=2))
+        from ..index.manifest import atomic_directory
+
+        with atomic_directory(folder) as tmp:
+            self.model.model.save_pretrained(tmp / MODEL_DIR)
+            self.tokenizer.save_pretrained(tmp / TOKENIZER_DIR)
+            save_file({"role": self.model.role_embeddings.weight.detach().cpu().contiguous(),
+                       "fact": self.model.fact_embeddings.weight.detach().cpu().contiguous()},
+                      str(tmp / FACT_TABLES))
+            if self.vocab is not None:
+                atomic_write_text(tmp / VOCAB_FILE, json.dumps(
+                    {"keep": self.vocab.keep.tolist(), "vocab_size": len(self.tokenizer)}))
+            files = record_files(tmp, exclude=(CFG_FILE,))
+            atomic_write_text(tmp / CFG_FILE, json.dumps(
+                {"kind": KIND, **asdict(self.cfg), FILES_KEY: files}, indent=2))
 
     @classmethod
-    def load(cls, folder: str | os.PathLike) -> "Seq2SeqGenerator":
+    def load(cls, folder: str | os.PathLike, raw: dict | None = None) -> "Seq2SeqGenerator":
+        """A saved generator, its files checked against cfg.json before transformers reads
+        them (E235 names a damaged one)."""
+        from safetensors import SafetensorError
+
+        folder = Path(folder)
+        if raw is None:
+            raw = read_cfg(folder, lambda reason: InputError(Errors.E192.format(
+                path=folder, reason=reason)), CFG_FILE)
+        verify_files(folder, raw, what="fact-to-text generator", remake=REMAKE)
+        raw = {k: v for k, v in raw.items() if k not in ("kind", FILES_KEY)}
+        unknown = sorted(set(raw) - {f.name for f in fields(Seq2SeqConfig)})
+        if unknown:
+            raise InputError(Errors.E192.format(path=folder, reason=f"{CFG_FILE} has fields "
+                                                f"this xapps does not know: {unknown}"))
+        try:
+            return cls._load(folder, Seq2SeqConfig(**raw))
+        except (SafetensorError, OSError, ValueError, KeyError) as exc:
+            # an older folder without checksums, damaged: name it instead of a traceback
+            raise ModelError(Errors.E235.format(
+                what="fact-to-text generator", path=folder, file="(one of its files)",
+                problem=f"cannot be loaded ({type(exc).__name__}: {exc})",
+                remake=REMAKE)) from None
+
+    @classmethod
+    def _load(cls, folder: Path, cfg: Seq2SeqConfig) -> "Seq2SeqGenerator":
         from safetensors.torch import load_file
         from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
 
-        folder = Path(folder)
-        raw = json.loads((folder / CFG_FILE).read_text(encoding="utf-8"))
-        raw.pop("kind", None)
-        cfg = Seq2SeqConfig(**raw)
         tokenizer = AutoTokenizer.from_pretrained(folder / TOKENIZER_DIR)
         config = AutoConfig.from_pretrained(folder / MODEL_DIR)
         if getattr(config, "model_type", "") == "encoder-decoder":

@@ -15,15 +15,17 @@ import logging
 import os
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 
-from ..errors import Errors, InputError
+from ..artifacts import FILES_KEY, read_cfg, record_files, verify_files
+from ..errors import Errors, InputError, ModelError
 from ..fileio import atomic_write_text
+from ..index.manifest import atomic_directory
 from .data import Impression, NewsItem
 from .metrics import evaluate_impressions
 from .model import USER_ENCODERS, NewsRecModel
@@ -34,6 +36,8 @@ logger = logging.getLogger("xapps")
 KIND = "news-recommender"
 CFG_FILE = "cfg.json"
 WEIGHTS_FILE = "model.safetensors"
+#: how a damaged or missing recommender is made again (in error messages)
+REMAKE = "xapps news train --behaviors ... --news ... --out <folder>"
 
 
 @dataclass
@@ -357,37 +361,62 @@ class NewsRecommender:
 
     # --------------------------------------------------------------------- persistence
     def save(self, folder: str | os.PathLike) -> Path:
+        """Write cfg.json (with the sha256 of the weights) and model.safetensors; the folder
+        appears whole or not at all."""
         from safetensors.torch import save_file
 
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        save_file(state, str(folder / WEIGHTS_FILE))
-        atomic_write_text(folder / CFG_FILE, json.dumps(
-            {"kind": KIND, "backbone_dim": self.cache.dim, **asdict(self.cfg)}, indent=2))
+        with atomic_directory(folder) as tmp:
+            save_file(state, str(tmp / WEIGHTS_FILE))
+            files = record_files(tmp, exclude=(CFG_FILE,))
+            atomic_write_text(tmp / CFG_FILE, json.dumps(
+                {"kind": KIND, "backbone_dim": self.cache.dim, **asdict(self.cfg),
+                 FILES_KEY: files}, indent=2))
         return folder
 
     @classmethod
     def load(cls, folder: str | os.PathLike, *,
              cache: NewsVectorCache | None = None) -> "NewsRecommender":
+        """A saved recommender, its files checked against the sha256 in cfg.json before the
+        backbone is loaded (E235 names a damaged file)."""
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         folder = Path(folder)
-        cfg_path = folder / CFG_FILE
-        if not cfg_path.is_file() or not (folder / WEIGHTS_FILE).is_file():
-            raise InputError(Errors.E203.format(path=folder,
-                                                reason=f"it lacks {CFG_FILE} or {WEIGHTS_FILE}"))
-        raw = json.loads(cfg_path.read_text(encoding="utf-8"))
+
+        def not_saved(reason: str) -> InputError:
+            return InputError(Errors.E203.format(path=folder, reason=reason))
+
+        raw = read_cfg(folder, not_saved, CFG_FILE)
         if raw.pop("kind", None) != KIND:
-            raise InputError(Errors.E203.format(path=folder, reason=f"{CFG_FILE} is not a "
-                                                "news recommender's"))
+            raise not_saved(f"{CFG_FILE} is not a news recommender's")
+        if not (folder / WEIGHTS_FILE).is_file():
+            raise not_saved(f"it lacks {WEIGHTS_FILE}")
+        verify_files(folder, raw, what="news recommender", remake=REMAKE)
+        raw.pop(FILES_KEY, None)
         dim = raw.pop("backbone_dim", None)
+        known = {f.name for f in fields(NewsRecConfig)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise not_saved(f"{CFG_FILE} has fields this xapps does not know: "
+                            f"{', '.join(unknown)}")
+        try:
+            state = load_file(str(folder / WEIGHTS_FILE))
+        except (SafetensorError, OSError) as exc:  # an unverified (older) folder
+            raise ModelError(Errors.E235.format(
+                what="news recommender", path=folder, file=WEIGHTS_FILE,
+                problem=f"cannot be read ({exc})", remake=REMAKE)) from None
         rec = cls(NewsRecConfig(**raw), cache=cache)
         if dim is not None and dim != rec.cache.dim:
             raise InputError(Errors.E203.format(
                 path=folder, reason=f"it was trained on {dim}-d backbone vectors, and "
                 f"{rec.cfg.backbone} gives {rec.cache.dim}-d ones"))
-        rec.model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+        try:
+            rec.model.load_state_dict(state)
+        except RuntimeError as exc:  # other shapes or names: another configuration
+            raise not_saved(f"{WEIGHTS_FILE} does not fit its {CFG_FILE} "
+                            f"({str(exc).splitlines()[0]})") from None
         rec.model.eval()
         return rec
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -33,9 +34,12 @@ class NewsVectorCache:
     cache persistent: loaded when present, written by :meth:`save`."""
 
     def __init__(self, backbone: str = "me5-small", folder: str | os.PathLike | None = None,
-                 *, batch_size: int = 64) -> None:
+                 *, batch_size: int = 64, writable: bool = True) -> None:
         self.backbone_name = backbone
         self.folder = Path(folder) if folder is not None else None
+        #: False: vectors already in the folder are read, new ones are not written back (a
+        #: read-only cache must not stop a command that only reads)
+        self.writable = writable
         self.batch_size = batch_size
         self._backbone = None
         self._index = None
@@ -79,10 +83,11 @@ class NewsVectorCache:
                 missing[key] = text
         if missing:
             logger.info("news: encoding %d new texts with %s", len(missing), self.backbone_name)
+            # a bar on a terminal only: logs and pipes get the one line above
+            show = progress if progress is not None else (len(missing) > 256
+                                                          and sys.stderr.isatty())
             vecs = self.backbone.encode(list(missing.values()), prompt=PROMPT,
-                                        batch_size=self.batch_size,
-                                        progress=progress if progress is not None else
-                                        len(missing) > 1000)
+                                        batch_size=self.batch_size, progress=show)
             index.add(list(missing), vecs)
             self._dirty = True
         if not keys:
@@ -90,8 +95,9 @@ class NewsVectorCache:
         return np.stack([index.reconstruct(k) for k in keys]).astype(np.float32)
 
     def save(self) -> None:
-        """Write the cache to its folder (atomically), if it has one and anything changed."""
-        if self.folder is not None and self._dirty:
+        """Write the cache to its folder (atomically), if it has one, may write it, and
+        anything changed."""
+        if self.folder is not None and self._dirty and self.writable:
             self.index.save(self.folder)
             self._dirty = False
 
