@@ -19,6 +19,7 @@ from typing import Callable, Iterator
 
 from ..errors import Errors, XappsError
 from ..fileio import atomic_write_text
+from ..reaper import start_reaper
 from .records import BadRecord, InputRecord
 
 logger = logging.getLogger("xapps")
@@ -95,7 +96,11 @@ def run_ray(shards: Iterator, settings, workers: int, gpus: int, address: str | 
         return
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     started_here = not ray.is_initialized()
+    reaper = None
     if started_here:
+        # a SIGKILLed driver leaves Ray's agents running for up to a minute: the reaper ends
+        # what outlives it (ray.shutdown below does it on every other exit)
+        reaper = start_reaper() if address is None else None
         ray.init(address=address, ignore_reinit_error=True, include_dashboard=False,
                  log_to_driver=False, logging_level=logging.WARNING,
                  **({} if address else {"num_cpus": max(workers, os.cpu_count() or 1)}))
@@ -120,5 +125,8 @@ def run_ray(shards: Iterator, settings, workers: int, gpus: int, address: str | 
     finally:
         if started_here:
             ray.shutdown()
+        if reaper is not None:
+            reaper.kill()
+            reaper.wait()
         if not any(staging.iterdir()):
             staging.rmdir()
