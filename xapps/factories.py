@@ -14,6 +14,7 @@ from .encoder import XappsEncoder
 from .fact2text.component import DEFAULT_CONFIG as F2T_CONFIG
 from .fact2text.component import Fact2Text
 from .linking.component import XmenLinker
+from .linking.patterns import kb_patterns  # noqa: F401  (registers xapps.KBPatterns.v1)
 from .news.component import DEFAULT_CONFIG as NEWS_CONFIG
 from .news.component import NewsEncoder
 from .oie.component import DEFAULT_CONFIG as OIE_CONFIG
@@ -46,17 +47,18 @@ def make_xapps_encoder(nlp: Language, name: str, backbone: str, layer: int,
     # with the user's dict by spaCy's config system.
     default_config={"kb": None, "candidates": None,
                     "reranker": None, "k": 64, "threshold": None, "spans_key": None,
-                    "link_ents": True, "context_window": 64, "batch_size": 256},
+                    "link_ents": True, "context_window": 64, "batch_size": 256,
+                    "ruler": None},
     assigns=["span._.kb_ents", "token.ent_kb_id"],
     requires=["doc.ents"],
 )
 def make_xmen_linker(nlp: Language, name: str, kb: Optional[str], candidates: Optional[dict],
                      reranker: Optional[str], k: int, threshold: Optional[float],
                      spans_key: Optional[str], link_ents: bool, context_window: int,
-                     batch_size: int) -> XmenLinker:
+                     batch_size: int, ruler: Optional[str]) -> XmenLinker:
     return XmenLinker(nlp, name, kb=kb, candidates=candidates, reranker=reranker, k=k,
                       threshold=threshold, spans_key=spans_key, link_ents=link_ents,
-                      context_window=context_window, batch_size=batch_size)
+                      context_window=context_window, batch_size=batch_size, ruler=ruler)
 
 
 @Language.factory(

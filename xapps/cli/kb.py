@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import Errors, InputError
+from ..fileio import ensure_writable
 from ..linking.kb import load_kb, name_from_path, read_kb_manifest, save_kb
 from ..linking.kb_builders import Source, build_kb
 
@@ -67,10 +68,18 @@ def kb() -> None:
 @click.option("--langs", default=None, help="Only these translation languages, e.g. es,fr.")
 @click.option("--statuses", default=None,
               help="Only translation rows with these statuses, e.g. OFFICIAL.")
+@click.option("--allow-empty", is_flag=True,
+              help="Accept a source without concepts (by default an empty source is an error, "
+                   "exit 2, nothing written).")
 @click.pass_context
 def build(ctx, out, name, jsonl, tsv, id_col, name_col, tsv_lang, obo, obo_ids, bigbio,
-          bigbio_lang, translations, translations_obo, langs, statuses) -> None:
-    """Build a knowledge base from several sources, merged in the order given."""
+          bigbio_lang, translations, translations_obo, langs, statuses, allow_empty) -> None:
+    """Build a knowledge base from several sources, merged in the order given.
+
+    Exit codes: 0 written; 2 bad input (a missing, malformed or empty source, named with
+    its file and line) or an unwritable --out, and nothing is written."""
+    ensure_writable(out, fix="Pass --out a .jsonl file or a folder in a place you can write "
+                             "to.")
     grouped = (["jsonl"] * len(jsonl) + ["tsv"] * len(tsv) + ["obo"] * len(obo)
                + ["bigbio"] * len(bigbio))
     order = ctx.meta.get(_ORDER_KEY)
@@ -95,7 +104,8 @@ def build(ctx, out, name, jsonl, tsv, id_col, name_col, tsv_lang, obo, obo_ids, 
     sources = [queues[kind].pop(0) for kind in order]
     kb_, report = build_kb(sources, name=name or name_from_path(Path(out)),
                            translations=translations, translations_obo=translations_obo,
-                           langs=_split(langs), statuses=_split(statuses))
+                           langs=_split(langs), statuses=_split(statuses),
+                           allow_empty=allow_empty)
     for s in report.sources:
         extra = ""
         if "terms" in s:

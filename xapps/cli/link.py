@@ -5,6 +5,7 @@ import json
 
 import click
 
+from ..fileio import ensure_writable
 from ..linking import run
 
 
@@ -38,6 +39,8 @@ def eval_(kb_path, source, langs, candidates, reranker, k, errors_path, pipeline
           as_json) -> None:
     """Recall@1/5/16/64 per language (gold spans given), accuracy@1 after re-ranking; or
     strict P/R/F1 of a whole pipeline with --pipeline."""
+    if errors_path:
+        ensure_writable(errors_path, fix="Pass --errors a path in a folder you can write to.")
     if pipeline:
         report = run.evaluate_pipeline(pipeline, source=source, langs=_langs(langs))
         strict = report["strict"]
@@ -93,6 +96,7 @@ def train(kb_path, out, source, langs, backbone, candidates, k, max_examples, ep
           batch_size, grad_accum, candidate_chunk, max_length, rank_reg_weight, generator_prior,
           threads) -> None:
     """Train the cross-encoder re-ranker on annotated documents."""
+    ensure_writable(out, fix="Pass --out a folder you can write to.")
     if threads:
         import torch
 
@@ -130,7 +134,10 @@ def align_encoder(kb_path, out, backbone, steps, batch_size, lr, temperature, ma
                   cross_lingual, train_embeddings, seed, no_resume, threads) -> None:
     """Fine-tune the dense generator's encoder on the KB's synonyms (SapBERT-style)."""
     from ..linking.kb import load_kb
+
     from ..linking.synonym_training import AlignmentConfig, train_alignment
+
+    ensure_writable(out, fix="Pass --out a folder you can write to.")
 
     if threads:
         import torch

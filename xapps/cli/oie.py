@@ -2,11 +2,23 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import click
+
+from ..errors import Errors, InputError
+from ..fileio import ensure_writable
+
+logger = logging.getLogger("xapps")
+
+#: Longest sentence `oie extract` takes by default: the tagger reads 128 subwords of a
+#: sentence, so a text this long is a document, not a sentence (split it first).
+DEFAULT_MAX_CHARS = 10_000
+ALLOW_EMPTY = "Fix the input, or pass --allow-empty to accept an empty result."
 
 
 @click.group()
@@ -57,6 +69,7 @@ def train(data_path, out, backbone, init_model, languages, relation_style, modul
     from ..oie.model import OIEConfig, OIETagger
     from ..oie.training import OIETrainingConfig, train_oie
 
+    ensure_writable(out, fix="Pass --out a folder you can write to.")
     codes = [c.strip().lower() for c in languages.split(",") if c.strip()] if languages else []
     no_modules = click.UsageError("--modules-only trains language modules on a trained "
                                   "tagger: give --init DIR and --languages (unless DIR has "
@@ -115,13 +128,22 @@ def train(data_path, out, backbone, init_model, languages, relation_style, modul
               help="Sentences per encoder pass.")
 @click.option("--min-confidence", type=click.FloatRange(0.0, 1.0), default=0.0,
               show_default=True, help="Leave out triples below this confidence.")
+@click.option("--max-chars", type=click.IntRange(min=1), default=DEFAULT_MAX_CHARS,
+              show_default=True,
+              help="Longer sentences are skipped (reported with file:line; exit 1).")
+@click.option("--allow-empty", is_flag=True,
+              help="Accept an input without sentences (by default an error, exit 2).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch CPU threads (default: torch's).")
 def extract(model, input_path, output, text_field, id_field, lang, batch_size, min_confidence,
-            threads) -> None:
+            max_chars, allow_empty, threads) -> None:
     """Extract (subject, relation, objects) triples with character offsets from each
     sentence, e.g. `xapps oie extract --model oie-de --input de.txt --output de.jsonl --lang
-    de`."""
+    de`.
+
+    Exit codes: 0 every sentence written; 1 finished, but sentences over --max-chars were
+    skipped (each named with its file:line, the others written); 2 bad input (named with
+    its file:line), an empty input or an unwritable --output, and nothing is written."""
     from tqdm.auto import tqdm
 
     from .. import factories  # noqa: F401  (registers oie_extractor)
@@ -130,18 +152,28 @@ def extract(model, input_path, output, text_field, id_field, lang, batch_size, m
     from ..languages import blank
 
     _check_paths(Path(input_path), Path(output))
+    ensure_writable(output, fix="Pass --output a file in a folder you can write to.")
     try:
         nlp = blank(lang or "xx")
     except (ValueError, ImportError) as exc:
         raise click.BadParameter(str(exc), param_hint="--lang") from None
+    # Read up to the first sentence before the model loads: a bad or empty input fails fast.
+    records = read_records(input_path, id_field=id_field, text_field=text_field)
+    first = next(records, None)
+    if first is None and not allow_empty:
+        raise InputError(Errors.E251.format(path=input_path, what="sentences",
+                                            fix=ALLOW_EMPTY))
     if threads:
         import torch
 
         torch.set_num_threads(threads)
+    nlp.max_length = max(nlp.max_length, max_chars + 1)  # --max-chars decides, not spaCy
     extractor = nlp.add_pipe("oie_extractor", config={
         "model": str(model), "batch_size": batch_size, "min_confidence": min_confidence})
     extractor.initialize(nlp=nlp)  # loads the tagger (nlp.initialize would log two lines)
-    records = read_records(input_path, id_field=id_field, text_field=text_field)
+    skipped: list[str] = []
+    records = _within_limit([] if first is None else _chain(first, records), max_chars,
+                            skipped)
     sentences = triples = 0
     started = time.perf_counter()
     with atomic_file(output) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as fh, \
@@ -159,6 +191,29 @@ def extract(model, input_path, output, text_field, id_field, lang, batch_size, m
     rate = sentences / max(seconds, 1e-9)
     click.echo(f"extracted {triples} triples from {sentences} sentences in {seconds:.1f} s "
                f"({rate:.{1 if rate >= 1 else 3}f} sentences/s); wrote {output}", err=True)
+    if skipped:
+        click.echo("Error: " + Errors.E254.format(
+            skipped=len(skipped), total=len(skipped) + sentences, first=skipped[0],
+            written=sentences, out=output), err=True)
+        click.get_current_context().exit(1)
+
+
+def _chain(first, rest: Iterator) -> Iterator:
+    yield first
+    yield from rest
+
+
+def _within_limit(records: Iterable, max_chars: int, skipped: list[str]) -> Iterator:
+    """The records up to ``max_chars`` characters; each longer one is logged (E252, with its
+    file:line) and its place appended to ``skipped``, and the run goes on."""
+    for record in records:
+        if len(record.text) > max_chars:
+            logger.warning(Errors.E252.format(where=record.where or record.id,
+                                              what="the sentence", n=len(record.text),
+                                              limit=max_chars))
+            skipped.append(record.where or record.id)
+            continue
+        yield record
 
 
 @oie.command("project")
@@ -196,13 +251,14 @@ def project(model, source_path, target_path, source_lang, target_lang, out, min_
     from ..projection import AnnotationProjector
     from ..projection.words import spacy_words, tokenizer_for
 
+    if Path(out).resolve() in (Path(source_path).resolve(), Path(target_path).resolve()):
+        raise click.UsageError(f"--out {out} is an input file; write the records elsewhere.")
+    ensure_writable(out, fix="Pass --out a file in a folder you can write to.")
     source_lines = _sentence_lines(Path(source_path))
     target_lines = _sentence_lines(Path(target_path))
     if len(source_lines) != len(target_lines):
-        raise click.UsageError(f"--source has {len(source_lines)} sentences and --target "
-                               f"{len(target_lines)}; give line-aligned translations.")
-    if Path(out).resolve() in (Path(source_path).resolve(), Path(target_path).resolve()):
-        raise click.UsageError(f"--out {out} is an input file; write the records elsewhere.")
+        raise InputError(Errors.E134.format(source=source_path, n=len(source_lines),
+                                            target=target_path, m=len(target_lines)))
     try:
         tokenizer_for(source_lang), tokenizer_for(target_lang)
     except (ValueError, ImportError) as exc:
@@ -231,7 +287,6 @@ def project(model, source_path, target_path, source_lang, target_lang, out, min_
 
 
 def _sentence_lines(path: Path) -> list[str]:
-    from ..errors import Errors, InputError
     from ..fileio import iter_lines
 
     def error(where: str, reason: str) -> InputError:
@@ -240,7 +295,8 @@ def _sentence_lines(path: Path) -> list[str]:
 
     lines = [line.strip() for _, line in iter_lines(path, error)]
     if not any(lines):
-        raise error(str(path), "it has no sentences")
+        raise InputError(Errors.E251.format(path=path, what="sentences",
+                                            fix="Pass a file with one sentence per line."))
     return lines
 
 
@@ -276,6 +332,8 @@ def evaluate(benchmarks, model, extractions, data_root, lang, output, batch_size
     if (model is None) == (extractions is None):
         raise click.UsageError("Give exactly one of --model (extract, then score) and "
                                "--extractions (score a saved `xapps oie extract` output).")
+    if output:
+        ensure_writable(output, fix="Pass --output a file in a folder you can write to.")
     root = default_root(data_root)
     for name in benchmarks:
         get_benchmark(name).paths(root)  # missing data fails before the model loads
@@ -290,7 +348,8 @@ def evaluate(benchmarks, model, extractions, data_root, lang, output, batch_size
             torch.set_num_threads(threads)
         extractor = Extractor(OIETagger.load(model), batch_size=batch_size)
         for name in benchmarks:
-            results[name] = evaluate_extractor(extractor, name, root, lang=lang)
+            results[name] = evaluate_extractor(extractor, name, root, lang=lang,
+                                               progress=True)
     else:
         records = _read_extractions(Path(extractions))
         for name in benchmarks:
@@ -305,7 +364,6 @@ def evaluate(benchmarks, model, extractions, data_root, lang, output, batch_size
 
 def _read_extractions(path: Path) -> dict[str, list]:
     """Triples per sentence text from the JSONL that `xapps oie extract` writes."""
-    from ..errors import Errors, InputError
     from ..fileio import iter_json_lines, iter_lines
 
     def error(where: str, reason: str) -> InputError:
@@ -326,6 +384,10 @@ def _read_extractions(path: Path) -> dict[str, list]:
             records[obj["text"]] = found
         except (KeyError, TypeError, ValueError) as exc:
             raise error(where, f"missing or malformed field ({exc})") from None
+    if not records:
+        raise InputError(Errors.E251.format(
+            path=path, what="extractions", fix="Pass the output of `xapps oie extract` run on "
+                                               "the benchmark's sentence file."))
     return records
 
 

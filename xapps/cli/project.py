@@ -10,13 +10,19 @@ from pathlib import Path
 
 import click
 
+from ..errors import Errors, InputError
+from ..fileio import ensure_writable
 from ..projection.alignment import ALIGN_METHODS
 from ..projection.projector import PROJECTION_METHODS, ProjectionConfig
-from ..projection.types import ProjectionResult
+from ..projection.types import ProjectionPair, ProjectionResult
 
 logger = logging.getLogger("xapps")
 
 _DEFAULTS = ProjectionConfig()
+
+#: Longest source or target text `xapps project` takes by default (a long document; the
+#: projector windows anything over ProjectionConfig.window_words, so the cost is linear).
+DEFAULT_MAX_CHARS = 100_000
 
 #: CLI option -> ProjectionConfig field, for the options that --config can also set.
 _SETTINGS = {"backbone": "backbone", "layer": "layer", "alignment": "alignment",
@@ -103,14 +109,26 @@ def _help(field: str, text: str) -> str:
               help=_help("quantize", "int8: dynamic int8 linear layers on CPU (faster, about "
                                      "1 F1 lower on Europarl)."))
 @click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's).")
+@click.option("--max-chars", type=click.IntRange(min=1), default=DEFAULT_MAX_CHARS,
+              show_default=True,
+              help="A pair whose source or translation is longer is skipped (reported with "
+                   "file:line; exit 1).")
+@click.option("--allow-empty", is_flag=True,
+              help="Accept a source without sentences (by default an error, exit 2).")
 def project(src, tgt, out, src_format, tgt_format, out_format, src_lang, tgt_lang,
-            include_source, config_path, threads, **settings) -> None:
+            include_source, config_path, threads, max_chars, allow_empty, **settings) -> None:
     """Project labelled spans (entities, terms) from a source file onto its translations,
-    e.g. `xapps project --src en.conll --tgt de.txt --out de.conll`."""
+    e.g. `xapps project --src en.conll --tgt de.txt --out de.conll`.
+
+    Exit codes: 0 every pair projected and written; 1 finished, but pairs over --max-chars
+    were skipped (each named with its file:line, the others written); 2 bad input (named with
+    its file:line; mismatched --src/--tgt counts), an empty source or an unwritable --out,
+    and nothing is written."""
     from ..projection.io import output_format, read_pairs, write_results
     from ..projection.projector import AnnotationProjector
 
     _check_paths(Path(src), None if tgt is None else Path(tgt), Path(out))
+    ensure_writable(out, fix="Pass --out a file in a folder you can write to.")
     fmt = output_format(out, out_format)
     if include_source and fmt != "jsonl":
         raise click.UsageError(f"--include-source applies to JSONL output only; {out} is "
@@ -120,6 +138,13 @@ def project(src, tgt, out, src_format, tgt_format, out_format, src_lang, tgt_lan
     pairs = read_pairs(src, tgt, source_format=src_format, target_format=tgt_format,
                        source_lang=src_lang, target_lang=tgt_lang,
                        require_target=tgt is not None or not config.mt_model)
+    first = next(pairs, None)  # a bad or empty source fails before the model loads
+    if first is None and not allow_empty:
+        raise InputError(Errors.E251.format(
+            path=src, what="sentences or documents",
+            fix="Fix the input, or pass --allow-empty to accept an empty result."))
+    skipped: list[str] = []
+    pairs = _within_limit([] if first is None else _chain(first, pairs), max_chars, skipped)
     if threads:
         import torch
 
@@ -136,6 +161,34 @@ def project(src, tgt, out, src_format, tgt_format, out_format, src_lang, tgt_lan
                f"{tally.projected} projected, {tally.unprojected} unprojected in "
                f"{seconds:.1f} s ({rate:.{1 if rate >= 1 else 3}f} pairs/s); wrote {out} "
                f"({fmt})", err=True)
+    if skipped:
+        click.echo("Error: " + Errors.E254.format(skipped=len(skipped),
+                                                  total=len(skipped) + written,
+                                                  first=skipped[0], written=written, out=out),
+                   err=True)
+        click.get_current_context().exit(1)
+
+
+def _chain(first, rest: Iterator) -> Iterator:
+    yield first
+    yield from rest
+
+
+def _within_limit(pairs: Iterable[ProjectionPair], max_chars: int,
+                  skipped: list[str]) -> Iterator[ProjectionPair]:
+    """The pairs whose source and translation have at most ``max_chars`` characters; each
+    longer one is logged (E252, with its file:line) and counted in ``skipped``, and the run
+    goes on with the next."""
+    for i, pair in enumerate(pairs):
+        where = pair.where or pair.id or f"pair {i}"
+        for what, text in (("the source", pair.source), ("the translation", pair.target)):
+            if len(text) > max_chars:
+                logger.warning(Errors.E252.format(where=where, what=what, n=len(text),
+                                                  limit=max_chars))
+                skipped.append(where)
+                break
+        else:
+            yield pair
 
 
 def _check_paths(src: Path, tgt: Path | None, out: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -36,7 +37,7 @@ class XmenLinker(BatchedComponent):
                  candidates: dict | None = None, reranker: str | None = None, k: int = 64,
                  threshold: float | None = None, spans_key: str | None = None,
                  link_ents: bool = True, context_window: int = 64,
-                 batch_size: int = 256) -> None:
+                 batch_size: int = 256, ruler: str | None = None) -> None:
         if k < 1:
             raise ValueError(f"xmen_linker: k must be >= 1, got {k}.")
         if not link_ents and not spans_key:
@@ -46,7 +47,8 @@ class XmenLinker(BatchedComponent):
         self.cfg: dict[str, Any] = {
             "kb": kb, "candidates": dict(candidates or DEFAULT_CANDIDATES),
             "reranker": reranker, "k": k, "threshold": threshold, "spans_key": spans_key,
-            "link_ents": link_ents, "context_window": context_window, "batch_size": batch_size}
+            "link_ents": link_ents, "context_window": context_window, "batch_size": batch_size,
+            "ruler": ruler}
         self.kb = None
         self.generator: CandidateGenerator | None = None
         self.reranker = None
@@ -65,12 +67,62 @@ class XmenLinker(BatchedComponent):
             raise InputError(f"xmen_linker: kb must be a KnowledgeBase or a path, got "
                              f"{type(kb).__name__}.")
         self.kb = kb
+        if self.cfg.get("ruler"):
+            self._fill_ruler(nlp, kb)
         spec = dict(self.cfg["candidates"])
         self.generator = make_generator(spec.pop("kind"), **spec).fit(kb)
         if self.cfg["reranker"]:
             from .rerank import CrossEncoderReranker
 
             self.reranker = CrossEncoderReranker.load(self.cfg["reranker"])
+        if nlp is not None:
+            self._check_mention_source(nlp)
+
+    def _fill_ruler(self, nlp: Language | None, kb) -> None:
+        """Give the entity_ruler named by ``ruler`` the KB's names as phrase patterns: the
+        pipeline then finds mentions of the KB's concepts without an NER model. Runs after
+        the ruler's own initialize (which clears it), as the ruler comes first."""
+        from spacy.pipeline import EntityRuler
+
+        from .patterns import patterns_from_kb
+
+        name = self.cfg["ruler"]
+        names = nlp.pipe_names if nlp is not None else []
+        if name not in names or not isinstance(nlp.get_pipe(name), EntityRuler) or \
+                names.index(name) > names.index(self.name):
+            raise InputError(Errors.E074.format(
+                what=f"{self.name}: ruler", value=name,
+                expected=f"the name of an entity_ruler before '{self.name}' in the pipeline "
+                         f"(it has: {names}), or null"))
+        ruler = nlp.get_pipe(name)
+        ruler.clear()
+        ruler.add_patterns(patterns_from_kb(kb, where=f"{self.name}: ruler '{name}'"))
+        logger.info("%s: %d phrase patterns from the KB '%s' in '%s'", self.name,
+                    len(ruler.patterns), kb.name, name)
+
+    def _check_mention_source(self, nlp: Language) -> None:
+        """Say once, at initialize, when nothing can give the linker a mention: rather than
+        an empty result and spaCy's W036 on every document."""
+        from spacy.pipeline import EntityRuler
+
+        if self.cfg["spans_key"] or self.name not in nlp.pipe_names:
+            return
+        before = nlp.pipe_names[:nlp.pipe_names.index(self.name)]
+        sources = [n for n in before if "doc.ents" in (nlp.get_pipe_meta(n).assigns or [])
+                   or isinstance(nlp.get_pipe(n), EntityRuler)]
+        empty = [n for n in sources if isinstance(nlp.get_pipe(n), EntityRuler)
+                 and not len(nlp.get_pipe(n))]
+        if sources and len(empty) < len(sources):
+            return
+        reason = (f"its entity ruler(s) {empty} have no patterns at initialize" if empty
+                  else "no component before it sets doc.ents")
+        logger.warning(Errors.E255.format(
+            what=f"{self.name}", reason=reason,
+            fix="Set ruler = 'entity_ruler' in its config (patterns from the KB's names), add "
+                "patterns or an NER before it, or set spans_key (patterns added after "
+                "initialize also work; then ignore this)."))
+        if empty:  # W036 would repeat this on every document
+            warnings.filterwarnings("ignore", message=r"\[W036\]")
 
     def _require_ready(self) -> None:
         if self.generator is None:
@@ -153,10 +205,16 @@ def _load_kb(ref: str):
 
     path = Path(ref)
     if path.is_dir():
-        return KnowledgeBase.load(path)
-    if path.is_file():
-        return KnowledgeBase.from_jsonl(path)
-    raise InputError(Errors.E004.format(path=ref, reason="no such KB file or folder"))
+        kb = KnowledgeBase.load(path)
+    elif path.is_file():
+        kb = KnowledgeBase.from_jsonl(path)
+    else:
+        raise InputError(Errors.E059.format(
+            path=ref, reason="no such KB file or folder",
+            expected="a KB .jsonl file or a folder written by `xapps kb build`"))
+    if not len(kb):  # the generators would fail later, deep in scikit-learn
+        raise InputError(Errors.E253.format(path=ref))
+    return kb
 
 
 def _mention(doc: Doc, span: Span, window: int) -> Mention:

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from .. import fileio
-from ..corpus import _lines
 from ..errors import Errors, InputError
 from ..paths import data_root
 from .types import Mention
@@ -339,7 +338,8 @@ def read_benchmark_mentions(path: str | os.PathLike | None = None, *,
                                                               f"{BENCHMARK_FILE} is missing"))
     texts: dict[str, str] = {}
     out: list[tuple[Mention, str]] = []
-    for where, row in fileio.iter_json_lines(path, _lines(path)):
+    for where, row in fileio.iter_json_lines(path, _lines(path, "Mantra GSC mention JSONL "
+                                                                 "(UTF-8, one object per line)")):
         missing = [k for k in ("id", "lang", "cui", "text") if not isinstance(row, dict)
                    or not isinstance(row.get(k), str) or not row[k]]
         if missing:
@@ -410,14 +410,15 @@ def read_bigbio_kb(path: str | os.PathLike) -> Iterator[Document]:
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(Errors.E004.format(path=path, reason="no such file"))
+        raise InputError(Errors.E059.format(path=path, reason="no such file",
+                                            expected=_BIGBIO_FILE))
     kind = [s.lower() for s in path.suffixes if s.lower() != ".gz"][-1:] or [""]
     if kind[0] in (".jsonl", ".ndjson"):
         records = _jsonl_objects(path)
     elif kind[0] == ".json":
         records = _json_objects(path)
     else:
-        raise InputError(Errors.E004.format(path=path,
+        raise InputError(Errors.E059.format(path=path, expected=_BIGBIO_FILE,
                                             reason=f"unknown file type {kind[0] or '(none)'!r}"))
     seen: dict[str, str] = {}
     for where, obj in records:
@@ -449,6 +450,16 @@ def _json_objects(path: Path) -> Iterator[tuple[str, Any]]:
     items = data if isinstance(data, list) else [data]
     for i, obj in enumerate(items):
         yield f"{path}[{i}]", obj
+
+
+_BIGBIO_FILE = ("BigBIO KB-schema documents: a .json file (a list of documents, or one) or a "
+                ".jsonl file (one document per line), UTF-8, .gz read too")
+
+
+def _lines(path: Path, expected: str = _BIGBIO_FILE) -> Iterator[tuple[int, str]]:
+    """Lines of a UTF-8 file; a decode or read error names file:line and ``expected``."""
+    return fileio.iter_lines(path, lambda where, reason: InputError(
+        Errors.E059.format(path=where, reason=reason, expected=expected)))
 
 
 _EXPECTED_KB = ("a BigBIO KB document {id, document_id, passages: [{id, type, text: [...], "

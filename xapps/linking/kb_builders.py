@@ -679,14 +679,24 @@ class BuildReport:
     coverage: dict[str, Any] = field(default_factory=dict)
 
 
+ALLOW_EMPTY = ("Fix the source, or pass --allow-empty (allow_empty=True) to accept an empty "
+               "one.")
+#: What a source of each kind holds, for E251.
+_CONCEPTS = {"jsonl": "concepts (JSON lines with concept_id and canonical_name)",
+             "tsv": "concepts (rows below the header)",
+             "obo": "concepts ([Term] stanzas with an id and a name)",
+             "bigbio": "concepts (entities with normalized ids)"}
+
+
 def build_kb(sources: Sequence[Source], *, name: str = "kb",
              translations: Sequence[str | os.PathLike[str]] = (),
              translations_obo: str | os.PathLike[str] | None = None,
              langs: Iterable[str] | None = None, statuses: Iterable[str] | None = None,
-             ) -> tuple[KnowledgeBase, BuildReport]:
+             allow_empty: bool = False) -> tuple[KnowledgeBase, BuildReport]:
     """Build each source, merge them in the order given (first canonical name wins), then
     add the translation tables (ids mapped through ``translations_obo``'s UMLS xrefs when
-    given, else used as they are)."""
+    given, else used as they are). A source without concepts is an error (E251) unless
+    ``allow_empty``: an empty file is almost always the wrong file."""
     from .kb import load_kb, merge
 
     if not sources:
@@ -709,6 +719,9 @@ def build_kb(sources: Sequence[Source], *, name: str = "kb",
             raise InputError(Errors.E058.format(what="source kind", value=source.kind,
                                                 expected=f"one of {list(SOURCE_KINDS)}",
                                                 fix="Use one of the source options."))
+        if not len(kb) and not allow_empty:
+            raise InputError(Errors.E251.format(path=source.path, what=_CONCEPTS[source.kind],
+                                                fix=ALLOW_EMPTY))
         report.sources.append({"kind": source.kind, "path": str(source.path),
                                "concepts": len(kb), **stats})
         kbs.append(kb)

@@ -45,9 +45,41 @@ def load_annotated(source: str | None, *, langs: Sequence[str] | None = None,
     # Entities without a normalised id cannot be scored in the normalisation setting.
     pairs = [(m, g) for m, g in doc_mentions(docs, window) if g]
     if not pairs:
-        raise InputError(Errors.E004.format(path=source or "mantra-gsc",
-                                            reason=f"no annotated mentions for languages {langs}"))
+        langs_text = f" in the languages {', '.join(langs)}" if langs else ""
+        found = sorted({d.lang or "und" for d in load_documents(source, None)}) if langs else []
+        fix = (f"Its documents are in: {', '.join(found) or 'none'}; pass --langs with those."
+               if langs else "Check that the file is the annotated corpus, not the KB.")
+        raise InputError(Errors.E250.format(path=source or "mantra-gsc", langs=langs_text,
+                                            fix=fix))
     return [m for m, _ in pairs], [g for _, g in pairs]
+
+
+def load_linkable_kb(path: str | Path):
+    """The KB at ``path``; E253 when it is empty (the candidate generators would fail deep
+    inside scikit-learn with an "empty vocabulary")."""
+    kb = load_kb(path)
+    if not len(kb):
+        raise InputError(Errors.E253.format(path=path))
+    return kb
+
+
+def load_pipeline(path: str | Path):
+    """``spacy.load`` with E185 for a folder that is not a saved pipeline."""
+    import spacy
+
+    from .. import factories  # noqa: F401  (registers the xapps factories)
+
+    path = Path(path)
+    if not (path / "config.cfg").is_file():
+        reason = "it is a file" if path.is_file() else "it has no config.cfg"
+        raise InputError(Errors.E185.format(path=path, reason=reason))
+    try:
+        return spacy.load(path)
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - spaCy raises many types for a damaged folder
+        raise InputError(Errors.E185.format(path=path, reason=f"{type(exc).__name__}: "
+                                                              f"{exc}")) from exc
 
 
 def build_generator(kb, spec: str | dict) -> CandidateGenerator:
@@ -61,7 +93,7 @@ def evaluate_linking(kb_path: str | Path, *, source: str | None = None,
                      errors_path: str | Path | None = None, window: int = 64) -> dict:
     """Normalisation setting (gold spans given): recall@1/5/16/64 per language and pooled,
     accuracy@1 after re-ranking when a re-ranker is given, and an optional error dump."""
-    kb = load_kb(kb_path)
+    kb = load_linkable_kb(kb_path)
     mentions, gold = load_annotated(source, langs=langs, window=window)
     generator = build_generator(kb, candidates)
     start = time.perf_counter()
@@ -88,12 +120,14 @@ def evaluate_pipeline(pipeline: str | Path, *, source: str | None = None,
                       langs: Sequence[str] | None = None, batch_size: int = 32) -> dict:
     """End to end: spans from the pipeline's NER (doc.ents) linked by its xmen_linker, scored
     with strict P/R/F1 (span and concept must both match) against the gold documents."""
-    import spacy
-
     from .evaluate import entity_tuples, strict_prf
 
-    nlp = spacy.load(pipeline)
+    nlp = load_pipeline(pipeline)
     docs = load_documents(source, langs)
+    if not docs:
+        raise InputError(Errors.E250.format(
+            path=source or "mantra-gsc", langs=f" in the languages {', '.join(langs)}"
+            if langs else "", fix="Pass a file with annotated documents."))
     predicted = set()
     for gold_doc, doc in zip(docs, nlp.pipe((d.text for d in docs), batch_size=batch_size)):
         predicted.update((gold_doc.id, e.start_char, e.end_char, e.kb_id_)
@@ -121,7 +155,7 @@ def train_linking(kb_path: str | Path, out: str | Path, *, source: str | None = 
         train_reranker,
     )
 
-    kb = load_kb(kb_path)
+    kb = load_linkable_kb(kb_path)
     mentions, gold = load_annotated(source, langs=langs)
     if max_examples and len(mentions) > max_examples:
         order = list(range(len(mentions)))

@@ -114,15 +114,16 @@ def get_benchmark(name: str) -> Benchmark:
 
 
 def evaluate_extractor(extractor, name: str, root: str | Path, *,
-                       lang: str | None = None) -> dict[str, Any]:
+                       lang: str | None = None, progress: bool = False) -> dict[str, Any]:
     """Extract from a benchmark's sentences with ``extractor`` (an ``Extractor``) and score
     them; adds ``sentences``, ``seconds`` and ``sentences_per_s``. ``lang`` routes the
-    tagger's language modules (default: the benchmark's language)."""
+    tagger's language modules (default: the benchmark's language); ``progress`` shows a bar."""
     benchmark = get_benchmark(name)
     sentences, gold = benchmark.load(Path(root))
     start = time.perf_counter()
     triples = extractor.extract(sentences, benchmark.words(sentences),
-                                lang=lang or benchmark.lang)
+                                lang=lang or benchmark.lang,
+                                progress=f"extracting {name}" if progress else False)
     seconds = time.perf_counter() - start
     found = [[(*t.as_strings(), t.confidence) for t in per] for per in triples]
     scores = benchmark.score(gold, sentences, found)

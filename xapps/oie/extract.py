@@ -58,16 +58,24 @@ class Extractor:
         self.min_confidence = min_confidence
 
     def extract(self, sentences: Sequence[str], words: Sequence[list[Span]] | None = None,
-                *, lang: str | None = None) -> list[list[Triple]]:
+                *, lang: str | None = None, progress: bool | str = False,
+                ) -> list[list[Triple]]:
         """Triples per sentence; ``words`` are word char offsets per sentence (default:
-        whitespace words); ``lang`` (an ISO code) routes the tagger's language modules."""
+        whitespace words); ``lang`` (an ISO code) routes the tagger's language modules.
+        ``progress`` (True, or the bar's label) shows a progress bar on stderr."""
+        from tqdm.auto import tqdm
+
         from .data import whitespace_words
 
         words = list(words) if words is not None else [whitespace_words(s) for s in sentences]
         out: list[list[Triple]] = []
-        for b in range(0, len(sentences), self.batch_size):
-            out += self._batch(list(sentences[b:b + self.batch_size]),
-                               words[b:b + self.batch_size], lang)
+        label = progress if isinstance(progress, str) else "extracting open IE"
+        with tqdm(total=len(sentences), desc=label, unit=" sentences",
+                  disable=not progress) as bar:
+            for b in range(0, len(sentences), self.batch_size):
+                out += self._batch(list(sentences[b:b + self.batch_size]),
+                                   words[b:b + self.batch_size], lang)
+                bar.update(len(sentences[b:b + self.batch_size]))
         return out
 
     def iter_extract(self, sentences: Iterable[str], *, lang: str | None = None,

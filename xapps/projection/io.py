@@ -12,7 +12,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import zip_longest
 from pathlib import Path
 
@@ -152,6 +152,7 @@ class ConllSentence:
     text: str
     words: Offsets
     spans: list[LabeledSpan]
+    line: int = field(default=0, compare=False)  # of the first token
 
 
 def read_conll(path: str | os.PathLike) -> Iterator[ConllSentence]:
@@ -164,7 +165,7 @@ def read_conll(path: str | os.PathLike) -> Iterator[ConllSentence]:
         text, words = _join(tokens)
         chunks = _chunks(tags, lambda i, first=first: f"{path}:{first + i}")
         spans = [LabeledSpan(words[s][0], words[e - 1][1], label) for s, e, label in chunks]
-        yield ConllSentence(tokens, tags, text, words, spans)
+        yield ConllSentence(tokens, tags, text, words, spans, first)
 
 
 def _conll_blocks(path: Path) -> Iterator[tuple[int, list[str], list[str]]]:
@@ -293,7 +294,8 @@ def read_pairs(source: str | os.PathLike, target: str | os.PathLike | None = Non
     targets = None if target is None else read_targets(target, target_format)
     if fmt == "conll":
         pairs = (ProjectionPair(s.text, "", s.spans, s.words, source_lang=source_lang,
-                                target_lang=target_lang) for s in read_conll(source))
+                                target_lang=target_lang, where=f"{source}:{s.line}")
+                 for s in read_conll(source))
     elif fmt == "bigbio":
         pairs = _bigbio_pairs(source, source_lang, target_lang)
     elif fmt == "jsonl":
@@ -331,7 +333,7 @@ def _jsonl_pairs(path: Path, source_lang: str | None, target_lang: str | None, *
         pair = ProjectionPair(text, "", _labeled_spans(obj.get(key, []), key, text, where),
                               _offsets(obj.get("words"), "words", text, where, _SOURCE_JSONL),
                               id=None if obj.get("id") is None else str(obj["id"]),
-                              source_lang=source_lang, target_lang=target_lang)
+                              source_lang=source_lang, target_lang=target_lang, where=where)
         translation = obj.get("translation")
         if own_target and (translation is not None or require_target):
             if translation is None:
@@ -387,7 +389,8 @@ def _bigbio_pairs(path: Path, source_lang: str | None,
                 warned = True
             spans.append(LabeledSpan(start, end, entity.type))
         yield ProjectionPair(doc.text, "", spans, id=doc.id,
-                             source_lang=source_lang or doc.lang, target_lang=target_lang)
+                             source_lang=source_lang or doc.lang, target_lang=target_lang,
+                             where=f"{path} document {doc.id!r}")
 
 
 def _docbin_pairs(path: Path, source_lang: str | None, target_lang: str | None, *,
@@ -406,7 +409,8 @@ def _docbin_pairs(path: Path, source_lang: str | None, target_lang: str | None, 
         pair = ProjectionPair(doc.text, "",
                               [LabeledSpan(e.start_char, e.end_char, e.label_) for e in doc.ents],
                               [(t.idx, t.idx + len(t)) for t in doc if not t.is_space],
-                              source_lang=source_lang, target_lang=target_lang)
+                              source_lang=source_lang, target_lang=target_lang,
+                              where=f"{path} doc {i}")
         if own_target and (doc._.translation is not None or require_target):
             where = f"{path} doc {i}"
             if doc._.translation is None:

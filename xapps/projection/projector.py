@@ -25,7 +25,7 @@ from .candidates import CandidateGrid, max_candidate_words
 from .generator import candidate_runs, generator_scores
 from .scoring import alignment_scores, similarity_scores
 from .types import ProjectedSpan, ProjectionPair, ProjectionResult
-from .words import segment, word_of_subword, words_covering
+from .words import segment, word_of_subword, words_covering_all
 
 logger = logging.getLogger("xapps")
 
@@ -49,6 +49,10 @@ class ProjectionConfig:
     threshold: float = 0.3
     assignment_margin: float = 0.5
     extra_words: int = 3
+    # A pair longer than this many source words is projected window by window (linear cost;
+    # the alignment and candidate matrices are quadratic in the words of what they see), and
+    # a source span longer than it is left unprojected: it is no entity or term.
+    window_words: int = 512
     assignment: str = "global"
     top_k: int = 8
     mt_model: str | None = None
@@ -83,7 +87,7 @@ class ProjectionConfig:
                 expected="at least one of alignment_weight, similarity_weight (or "
                          "translation_weight with an mt_model, generator_weight with a "
                          "generator_model) above 0"))
-        for name in ("top_k", "batch_size", "generator_candidates"):
+        for name in ("top_k", "batch_size", "generator_candidates", "window_words"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise InputError(Errors.E074.format(what=f"ProjectionConfig.{name}",
@@ -228,14 +232,40 @@ class AnnotationProjector:
 
     def _project_pair(self, pair: ProjectionPair, src, tgt,
                       proposals: dict[str, dict[str, float]]) -> ProjectionResult:
-        import torch
-
         cfg = self.config
         src_words = pair.source_words or segment(pair.source, pair.source_lang, src.offsets)
         tgt_words = pair.target_words or segment(pair.target, pair.target_lang, tgt.offsets)
+        spans = words_covering_all(src_words, [(s.start, s.end) for s in pair.spans])
+        too_long = [i for i, (s, e) in enumerate(spans) if e - s > cfg.window_words]
+        if too_long:
+            logger.warning("%s: %d source span(s) longer than %d words (window_words) are "
+                           "left unprojected, e.g. [%d, %d)", pair.where or pair.id or "a pair",
+                           len(too_long), cfg.window_words, pair.spans[too_long[0]].start,
+                           pair.spans[too_long[0]].end)
+        todo = [i for i in range(len(spans)) if i not in set(too_long)]
+        choices: list[Choice] = []
+        for a, b, c, d in _windows(spans, todo, len(src_words), len(tgt_words),
+                                   cfg.window_words):
+            ids = [i for i in todo if a <= spans[i][0] < b]
+            if not ids:
+                continue
+            found = self._project_window(
+                pair, _slice(src, src_words[a:b]), _slice(tgt, tgt_words[c:d]),
+                src_words[a:b], tgt_words[c:d], [(spans[i][0] - a, spans[i][1] - a) for i in ids],
+                ids, proposals)
+            choices.extend(Choice(ch.source_index, ch.start + c, ch.end + c, ch.score)
+                           for ch in found)
+        return _result(pair, tgt_words, _without_overlaps(choices))
+
+    def _project_window(self, pair: ProjectionPair, src, tgt, src_words, tgt_words, spans,
+                        ids: list[int], proposals) -> list[Choice]:
+        """Choices for the source spans ``ids`` (``spans``: their words in ``src_words``) on
+        ``tgt_words``; source indices are ``ids``, target words index ``tgt_words``."""
+        import torch
+
+        cfg = self.config
         src_of = word_of_subword(src.offsets, src_words)
         tgt_of = word_of_subword(tgt.offsets, tgt_words)
-        spans = [words_covering(src_words, s.start, s.end) for s in pair.spans]
         device = self.backbone.device
         links, _ = subword_links(torch.from_numpy(src.vectors).to(device),
                                  torch.from_numpy(tgt.vectors).to(device),
@@ -243,16 +273,16 @@ class AnnotationProjector:
                                  threshold=cfg.soft_threshold)
         links = word_links(links, src_of, tgt_of, len(src_words), len(tgt_words))
         if cfg.assignment == "rule":
-            choices = alignment_rule(links, spans)
+            found = alignment_rule(links, spans)
         else:
             options = self._score_candidates(pair, src, tgt, src_of, tgt_of, tgt_words, spans,
-                                             links, proposals)
-            choices = assign(options, threshold=cfg.threshold, margin=cfg.assignment_margin,
-                             top_k=cfg.top_k, method=cfg.assignment)
-        return _result(pair, tgt_words, choices)
+                                             links, proposals, ids)
+            found = assign(options, threshold=cfg.threshold, margin=cfg.assignment_margin,
+                           top_k=cfg.top_k, method=cfg.assignment)
+        return [Choice(ids[ch.source_index], ch.start, ch.end, ch.score) for ch in found]
 
     def _score_candidates(self, pair, src, tgt, src_of, tgt_of, tgt_words, spans, links,
-                          proposals):
+                          proposals, ids):
 
         cfg = self.config
         words_text = [pair.target[s:e] for s, e in tgt_words]
@@ -271,7 +301,8 @@ class AnnotationProjector:
         runs = {label: candidate_runs(phrases, pair.target, tgt_words)
                 for label, phrases in proposals.items()}
         options = []
-        for span_index, (s, e) in enumerate(spans):
+        for k, (s, e) in enumerate(spans):
+            span_index = ids[k]
             starts, ends = grid.up_to(max_candidate_words(e - s, cfg.extra_words))
             generated = runs.get(pair.spans[span_index].label, {})
             longer = [r for r in generated if r[1] - r[0] > max_candidate_words(
@@ -308,6 +339,66 @@ class AnnotationProjector:
         out = score.copy()
         out[best] += weight * probs
         return out
+
+
+def _windows(spans: list[tuple[int, int]], todo: list[int], n_src: int, n_tgt: int,
+             size: int) -> list[tuple[int, int, int, int]]:
+    """(source words [a, b), target words [c, d)) per window. One window for a pair of up to
+    ``size`` source words; a longer one is cut between spans into windows of about ``size``
+    words, each against the proportional stretch of the target plus a margin of a quarter
+    window (translations keep the order of their sentences), so the cost stays linear.
+
+    >>> _windows([(1, 3)], [0], 10, 12, 512)
+    [(0, 10, 0, 12)]
+    >>> _windows([(3, 6)], [0], 20, 20, 4)
+    [(0, 3, 0, 11), (3, 7, 0, 15), (7, 11, 0, 19), (11, 15, 3, 20), (15, 19, 7, 20), (19, 20, 11, 20)]
+    """
+    if n_src <= size:
+        return [(0, n_src, 0, n_tgt)]
+    blocked = np.zeros(n_src + 1, dtype=bool)  # True where a cut would split a span
+    for i in todo:
+        s, e = spans[i]
+        blocked[s + 1:e] = True
+    cuts, pos = [0], 0
+    while pos + size < n_src:
+        free = np.nonzero(~blocked[pos + 1:pos + size + 1])[0]
+        cut = pos + 1 + int(free[-1]) if len(free) else (
+            pos + size + 1 + int(np.argmin(blocked[pos + size + 1:])))
+        cuts.append(cut)
+        pos = cut
+    cuts.append(n_src)
+    ratio = n_tgt / max(n_src, 1)
+    out = []
+    for a, b in zip(cuts, cuts[1:]):
+        margin = max(8, (b - a) // 4)
+        c = max(0, int(np.floor(a * ratio)) - margin)
+        d = min(n_tgt, int(np.ceil(b * ratio)) + margin)
+        out.append((a, b, c, max(c, d)))
+    return out
+
+
+def _slice(emb, words):
+    """The subwords of ``emb`` (TokenEmbeddings) that start inside [first word, last word)."""
+    if not words:
+        return dataclasses.replace(emb, vectors=emb.vectors[:0], offsets=emb.offsets[:0],
+                                   input_ids=emb.input_ids[:0])
+    lo, hi = words[0][0], words[-1][1]
+    starts = emb.offsets[:, 0] if len(emb.offsets) else np.zeros(0, np.int64)
+    i, j = np.searchsorted(starts, lo, side="left"), np.searchsorted(starts, hi, side="left")
+    if i == 0 and j == len(starts):
+        return emb
+    return dataclasses.replace(emb, vectors=emb.vectors[i:j], offsets=emb.offsets[i:j],
+                               input_ids=emb.input_ids[i:j])
+
+
+def _without_overlaps(choices: list[Choice]) -> list[Choice]:
+    """Windows overlap on the target side: where their choices collide, the higher score
+    wins (within one window they never collide)."""
+    kept: list[Choice] = []
+    for c in sorted(choices, key=lambda c: (-c.score, c.source_index)):
+        if not any(c.start < k.end and k.start < c.end for k in kept):
+            kept.append(c)
+    return kept
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:

@@ -32,6 +32,8 @@ class ProjectionPair:
     id: str | None = None
     source_lang: str | None = None
     target_lang: str | None = None
+    # "file:line" of the source record, for messages; not part of the pair's value
+    where: str | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

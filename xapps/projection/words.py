@@ -66,6 +66,25 @@ def words_covering(words: Offsets, start: int, end: int) -> tuple[int, int]:
     return (hit[0], hit[-1] + 1) if hit else (0, 0)
 
 
+def words_covering_all(words: Offsets, spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """:func:`words_covering` of each character span, by binary search (words are in order
+    and do not overlap), so a long text with many spans costs n log n, not n * spans.
+
+    >>> words_covering_all([(0, 3), (4, 9), (10, 12)], [(4, 12), (5, 6), (3, 4), (13, 14)])
+    [(1, 3), (1, 2), (0, 0), (0, 0)]
+    """
+    if not words or not spans:
+        return [(0, 0) for _ in spans]
+    starts = np.array([s for s, _ in words])
+    ends = np.array([e for _, e in words])
+    out = []
+    for start, end in spans:
+        first = int(np.searchsorted(ends, start, side="right"))  # first word ending after start
+        last = int(np.searchsorted(starts, end, side="left"))  # words starting before end
+        out.append((first, last) if first < last else (0, 0))
+    return out
+
+
 def is_punctuation(word: str) -> bool:
     return bool(word) and all(unicodedata.category(ch).startswith("P") for ch in word)
 
