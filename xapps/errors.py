@@ -348,6 +348,27 @@ class Errors:
             "--allow-empty if an empty input is expected (the job then writes an empty "
             "output).")
     # outputs and CLI (E220-E234)
+    E220 = ("[E220] The model {name!r} (from '{path}') lacks weights its architecture needs: "
+            "{keys}. Loading it would fill them with random numbers and every vector would be "
+            "meaningless. The folder is damaged or holds another architecture. {fix}")
+    E221 = ("[E221] The multi-vector retriever at '{path}' is damaged: {reason}. It was modified "
+            "or only partly copied; re-copy it, or rebuild it with `xapps index build --kind "
+            "multivector --input CORPUS --out {path}` (with the same --encoder or --backbone).")
+    E222 = ("[E222] The ColBERT encoder at '{path}' is damaged: {reason}. It was modified or "
+            "only partly copied; re-copy it, or train it again with `xapps retrieval train "
+            "--out {path}` (a retriever's encoder/: rebuild the retriever).")
+    E223 = ("[E223] The retriever at '{path}' cannot search: its encoder ({encoder}) is not the "
+            "one its index was built with ({index}). {reason} rebuild the index with this "
+            "encoder: `xapps index build --kind multivector --encoder {path}/encoder --input "
+            "CORPUS --out NEW_FOLDER`.")
+    E224 = ("[E224] The ColBERT encoder in '{path}' was saved on backbone {saved_name!r} "
+            "(weights sha256 {saved}), but {given!r} loads weights of sha256 {found}. Its "
+            "projection only fits the original weights: pass --backbone with that model (an "
+            "installed name or a local folder holding the same weights), or train the encoder "
+            "again with `xapps retrieval train --backbone {given}`.")
+    E225 = ("[E225] '{path}' is not a saved xapps ColBERT encoder: {reason}. Pass a folder "
+            "written by `xapps retrieval train --out FOLDER` (or ColBERTEncoder.save), or the "
+            "encoder/ folder of a multi-vector retriever.")
     # artifacts, fact2text, news (E235-E249)
     E235 = ("[E235] The saved {what} '{path}' is damaged: its file '{file}' {problem}. It was "
             "modified, truncated or only partly copied. Copy the folder again from where it "
@@ -358,6 +379,9 @@ class Errors:
             "`xapps f2t eval` needs fact sets with at least one reference text in --lang; "
             "pass a test file with references (\"texts\": [...] or \"sentence\"), or use "
             "`xapps f2t generate` for fact sets without references.")
+    E238 = ("[E238] None of the {n} impressions in '{behaviors}' can be used with the news in "
+            "{news} ({coverage}). Each impression needs its candidates in the news files. Pass "
+            "the news.tsv of the same MIND/xMIND split as the behaviors.")
     # inputs, linking, projection, oie (E250-E264)
     E250 = ("[E250] '{path}' has no annotated mentions{langs}. Expected BigBIO KB-schema "
             "documents (.json or .jsonl) whose entities carry normalized ids ({{\"db_name\", "

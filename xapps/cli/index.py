@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -70,7 +71,9 @@ def build(input_path, out, id_field, text_field, backbone, index_type, batch_siz
 @click.argument("queries", nargs=-1, required=True)
 @click.option("-k", default=10, show_default=True, help="Hits per query.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per query.")
-@click.option("--backbone", default=None, help="Override the backbone named in the manifest.")
+@click.option("--backbone", default=None,
+              help="Override the backbone named in the manifest (multivector: where the "
+                   "encoder's backbone weights are now; they must be the same weights).")
 @click.option("--mmap", is_flag=True, help="Memory-map the index files instead of reading them.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 @click.option("--lang", default=None,
@@ -82,7 +85,9 @@ def search(path, queries, k, as_json, backbone, mmap, threads, lang) -> None:
     from ..retrieval.retriever import Retriever, is_retriever
 
     if is_retriever(path):
-        searcher = Retriever.load(path, mmap=mmap)
+        # --backbone: where the encoder's backbone is now (the recorded path moved); the
+        # weights must be those it was saved with.
+        searcher = Retriever.load(path, mmap=mmap, backbone=backbone)
         results = searcher.search(list(queries), k, languages=lang)
     else:
         searcher = index_build.Searcher(path, backbone=backbone, mmap=mmap)
@@ -102,15 +107,22 @@ def search(path, queries, k, as_json, backbone, mmap, threads, lang) -> None:
 
 @index.command("info")
 @click.argument("path", type=click.Path())
-def info(path) -> None:
-    """Print an index's manifest (a multi-vector retriever's index manifest)."""
-    from pathlib import Path
+@click.option("--no-verify", is_flag=True,
+              help="Skip checking the files against their sha256 (fast on huge indexes).")
+def info(path, no_verify) -> None:
+    """Print an index's manifest (a multi-vector retriever's index manifest), after checking
+    its files against their checksums."""
+    from ..index.manifest import read_manifest, verify_files
+    from ..retrieval.retriever import is_retriever, verify_retriever
 
-    from ..index.manifest import read_manifest
-    from ..retrieval.retriever import is_retriever
-
-    folder = Path(path) / "index" if is_retriever(path) else path
-    click.echo(json.dumps(read_manifest(folder).to_dict(), indent=2, ensure_ascii=False))
+    retriever = is_retriever(path)
+    if retriever and not no_verify:
+        verify_retriever(path)
+    folder = Path(path) / "index" if retriever else Path(path)
+    manifest = read_manifest(folder)
+    if not no_verify:
+        verify_files(manifest, folder)
+    click.echo(json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False))
 
 
 def _set_threads(threads: int | None) -> None:

@@ -5,6 +5,8 @@ import json
 
 import click
 
+from ..fileio import ensure_writable
+
 
 def _codes(value: str | None) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()] if value else []
@@ -71,6 +73,8 @@ def train(data_path, unlabeled, pseudo, title_field, text_field, id_field, out, 
 
     if not data_path and not unlabeled:
         raise click.UsageError("Give --data (labelled JSONL) and/or --unlabeled (pseudo-pairs).")
+    # OUT and its OUT.partial checkpoints go beside each other: check before any model loads.
+    ensure_writable(out, fix="Pass an --out folder in a location you can write to.")
     if threads:
         import torch
 

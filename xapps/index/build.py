@@ -12,6 +12,8 @@ import numpy as np
 
 from ..backbone import load_backbone
 from ..corpus import read_records
+from ..errors import Errors, IndexMismatchError, InputError
+from ..fileio import ensure_writable
 from .base import Hit
 from .dense import DenseIndex
 
@@ -41,10 +43,10 @@ def build_index(input_path: str | Path, out: str | Path, *, id_field: str = "id"
     The input is validated completely before any encoding, and the index folder is written
     atomically, so a bad record or an interruption never leaves a half-written index.
     """
+    # Before reading, loading or encoding anything: an unwritable --out must not cost the run.
+    ensure_writable(out, fix="Pass an --out folder in a location you can write to.")
     records = list(read_records(input_path, id_field=id_field, text_field=text_field))
     if not records:
-        from ..errors import Errors, InputError
-
         raise InputError(Errors.E004.format(path=input_path, reason="it holds no records"))
     model = load_backbone(backbone, device=device)
     start = time.perf_counter()
@@ -69,7 +71,6 @@ class Searcher:
 
     def __init__(self, path: str | Path, *, backbone: str | None = None,
                  device: str | None = None, mmap: bool = False) -> None:
-        from ..errors import Errors, IndexMismatchError
         from . import load_index
         from .manifest import check_compatible, read_manifest
 

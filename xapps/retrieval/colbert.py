@@ -39,6 +39,7 @@ import numpy as np
 
 from ..adapters import LoraSettings, language_code
 from ..errors import Errors, InputError, ModelError
+from .integrity import read_record, seal, verify_files
 
 if TYPE_CHECKING:
     import torch
@@ -132,6 +133,9 @@ class ColBERTEncoder:
             raise InputError(Errors.E093.format(languages=config.adapters))
         # A copy: config.adapters lists the adapters this encoder holds as they are loaded.
         self.config = dataclasses.replace(config, adapters=[], centered=[])
+        #: The backbone reference the identity is computed with, where the backbone was loaded
+        #: from elsewhere (ColBERTEncoder.load(backbone=...)); None: config.backbone.
+        self._identity_backbone: str | None = None
         self._device, self._dtype = device, dtype
         #: Per-language LoRA adapters; None until the first is added or loaded.
         self.adapters: LanguageAdapters | None = None
@@ -200,6 +204,8 @@ class ColBERTEncoder:
             digest.update(f"mean:{lang}".encode())
             digest.update(self.language_means[lang].cpu().numpy().tobytes())
         config = dataclasses.asdict(self.config)
+        if self._identity_backbone is not None:
+            config["backbone"] = self._identity_backbone
         if not self.config.centered:
             del config["centered"]  # keeps the identity of indexes built before centering
         if not self.config.adapters:
@@ -494,37 +500,67 @@ class ColBERTEncoder:
                       "config": dataclasses.asdict(self.config),
                       "backbone": {"name": self.backbone.name, "sha256": self.backbone.sha256},
                       "identity": self.identity}
+            if self._identity_backbone is not None:
+                record["identity_backbone"] = self._identity_backbone
+            # sha256 of every weight file and of the record itself: damage reads as damage.
+            record = seal(record, tmp)
             (tmp / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         return folder
 
     @classmethod
     def load(cls, folder: str | Path, *, device: str | None = None,
-             dtype: str | None = None) -> ColBERTEncoder:
-        """Load a saved encoder (and its language adapters) offline; refuses one whose
-        backbone weights changed."""
+             dtype: str | None = None, backbone: str | None = None) -> ColBERTEncoder:
+        """Load a saved encoder (and its language adapters) offline, after checking every
+        file against the checksums its colbert.json records (E222 names a damaged file).
+
+        ``backbone`` loads the backbone from another place (the folder moved, or another
+        machine) than the one recorded; its weights must be the recorded ones (E224)."""
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         folder = Path(folder)
+
+        def damaged(reason: str) -> ModelError:
+            return ModelError(Errors.E222.format(path=folder, reason=reason))
+
+        def not_encoder(reason: str) -> ModelError:
+            return ModelError(Errors.E225.format(path=folder, reason=reason))
+
+        if not folder.is_dir():
+            raise not_encoder("no such folder" if not folder.exists() else "it is a file")
+        if not (folder / CONFIG_FILE).is_file():
+            raise not_encoder(f"it has no {CONFIG_FILE}")
+        record = read_record(folder / CONFIG_FILE, damaged)
+        if record.get("format") != FORMAT:
+            raise not_encoder(f"{CONFIG_FILE} has format {record.get('format')!r}, not "
+                              f"{FORMAT!r}")
+        verify_files(record, folder, damaged)
         try:
-            record = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-            if record.get("format") != FORMAT:
-                raise ValueError(f"format is {record.get('format')!r}, not {FORMAT!r}")
             config = ColBERTConfig(**record["config"])
-        except (OSError, ValueError, TypeError, KeyError) as exc:
-            raise ModelError(f"'{folder}' is not a saved xapps ColBERT encoder ({exc}). Save one "
-                             "with ColBERTEncoder.save(folder).") from exc
-        projection = None
-        if config.dim is not None:
-            projection = load_file(str(folder / PROJECTION_FILE))["weight"]
-        means = load_file(str(folder / MEANS_FILE)) if config.centered else None
+        except (TypeError, KeyError) as exc:
+            raise damaged(f"{CONFIG_FILE} holds no usable config ({exc})") from None
+        saved_backbone = config.backbone
+        if backbone:
+            config = dataclasses.replace(config, backbone=str(backbone))
+        try:
+            projection = None
+            if config.dim is not None:
+                projection = load_file(str(folder / PROJECTION_FILE))["weight"]
+            means = load_file(str(folder / MEANS_FILE)) if config.centered else None
+        except (OSError, SafetensorError, KeyError) as exc:  # folders saved without checksums
+            raise damaged(f"its weights cannot be read ({exc})") from None
         encoder = cls(config, device=device, dtype=dtype, projection=projection,
                       adapter_folder=folder / ADAPTERS_DIR, language_means=means)
+        # The identity (which indexes record) keeps the backbone reference it was saved with,
+        # so a backbone given from its new place still matches the indexes built before.
+        encoder._identity_backbone = record.get("identity_backbone", saved_backbone)
+        if encoder._identity_backbone == encoder.config.backbone:
+            encoder._identity_backbone = None
         saved = (record.get("backbone") or {}).get("sha256")
         if saved and encoder.backbone.sha256 and saved != encoder.backbone.sha256:
-            raise ModelError(f"The encoder in '{folder}' was saved with backbone "
-                             f"{config.backbone!r} of sha256 {saved[:12]}, but that name now "
-                             f"loads weights {encoder.backbone.sha256[:12]}. Point the backbone "
-                             "at the original weights or re-train the projection.")
+            raise ModelError(Errors.E224.format(
+                path=folder, saved_name=(record.get("backbone") or {}).get("name"),
+                saved=saved[:12], given=config.backbone, found=encoder.backbone.sha256[:12]))
         return encoder
 
     def __repr__(self) -> str:

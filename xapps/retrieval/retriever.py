@@ -18,9 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import Errors, IndexMismatchError, InputError
+from ..fileio import ensure_writable
 from ..index.base import Hit
 from ..index.build import BuildReport
+from ..index.manifest import read_manifest
 from .colbert import ColBERTConfig, ColBERTEncoder
+from .integrity import read_record, seal, verify_files
 
 logger = logging.getLogger("xapps")
 
@@ -46,8 +49,11 @@ class Retriever:
         self.index = index
 
     @classmethod
-    def load(cls, path: str | Path, *, device: str | None = None,
-             mmap: bool = False) -> Retriever:
+    def load(cls, path: str | Path, *, device: str | None = None, mmap: bool = False,
+             backbone: str | None = None) -> Retriever:
+        """Load a retriever folder, checking retriever.json, the encoder's files (E221) and the
+        index's (E012) against their checksums first. ``backbone`` loads the encoder's
+        backbone from another place; it must hold the weights the encoder was saved with."""
         from ..index import load_index
 
         folder = Path(path)
@@ -55,9 +61,23 @@ class Retriever:
             raise IndexMismatchError(Errors.E011.format(
                 path=folder, reason=f"it has no {RETRIEVER_FILE}, so it is not a multi-vector "
                                     "retriever built by `xapps index build --kind multivector`"))
-        encoder = ColBERTEncoder.load(folder / "encoder", device=device)
-        index = load_index(folder / "index", backbone=encoder.identity, dim=encoder.dim,
-                           mmap=mmap)
+        verify_retriever(folder)
+        encoder = ColBERTEncoder.load(folder / "encoder", device=device, backbone=backbone)
+        try:
+            index = load_index(folder / "index", backbone=encoder.identity, dim=encoder.dim,
+                               mmap=mmap)
+        except IndexMismatchError as exc:
+            if "[E010]" not in str(exc):
+                raise
+            # The files are intact (checked above), so the encoder itself differs: E010's
+            # advice (rebuild with --backbone NAME) cannot apply to a colbert:... identity.
+            saved = read_manifest(folder / "index").backbone or {}
+            raise IndexMismatchError(Errors.E223.format(
+                path=folder, encoder=f"sha256 {encoder.identity['sha256'][:12]}",
+                index=f"sha256 {str(saved.get('sha256'))[:12]}",
+                reason="Its backbone now loads other weights than at build time"
+                       + (f" (--backbone {backbone})." if backbone else ".")
+                       + " Pass --backbone with the original weights, or")) from None
         return cls(encoder, index)
 
     def search(self, queries: Sequence[str], k: int = 10,
@@ -73,6 +93,21 @@ class Retriever:
 
     def text(self, doc_id: str) -> str:
         return (self.index.get_metadata(doc_id) or {}).get("text") or ""
+
+
+def verify_retriever(path: str | Path) -> dict:
+    """The checked retriever.json of ``path``: E221 if it or an encoder file it lists is
+    damaged (retrievers built before checksums pass with what can be checked)."""
+    folder = Path(path)
+
+    def damaged(reason: str) -> IndexMismatchError:
+        return IndexMismatchError(Errors.E221.format(path=folder, reason=reason))
+
+    record = read_record(folder / RETRIEVER_FILE, damaged)
+    if record.get("format") != FORMAT:
+        raise damaged(f"{RETRIEVER_FILE} has format {record.get('format')!r}, not {FORMAT!r}")
+    verify_files(record, folder, damaged)
+    return record
 
 
 def build_multivector_index(input_path: str | Path, out: str | Path, *, id_field: str = "id",
@@ -103,6 +138,8 @@ def build_multivector_index(input_path: str | Path, out: str | Path, *, id_field
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise InputError(Errors.E074.format(what="chunk_size", value=chunk_size,
                                             expected="an integer >= 1"))
+    # Before reading, loading or encoding anything: an unwritable --out must not cost the run.
+    ensure_writable(out, fix="Pass an --out folder in a location you can write to.")
     records = list(read_records(input_path, id_field=id_field, text_field=text_field))
     if not records:
         raise InputError(Errors.E004.format(path=input_path, reason="it holds no records"))
@@ -147,6 +184,10 @@ def build_multivector_index(input_path: str | Path, out: str | Path, *, id_field
         record = {"format": FORMAT, "count": len(index), "tokens": stats["n_tokens"],
                   "encoder": encoder.identity, "nbits": nbits,
                   "bytes_per_token": stats["bytes_per_token"]}
+        # The encoder's files by sha256 (the index's are in its own manifest) and the record's
+        # own checksum: a damaged retriever is reported as damage, naming the file.
+        record = seal(record, tmp, exclude=tuple(
+            p.relative_to(tmp).as_posix() for p in (tmp / "index").rglob("*")))
         (tmp / RETRIEVER_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     index_seconds += time.perf_counter() - t0
     report = MultiVectorBuildReport(out, len(index), index.index_type, encode_seconds,
