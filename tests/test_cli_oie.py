@@ -275,7 +275,7 @@ def test_project_writes_target_records_or_names_misaligned_input(trained, tmp_pa
     bad = CliRunner().invoke(main, ["oie", "project", "--model", str(model), "--source", str(en),
                                     "--target", str(short), "--target-lang", "de", "--out",
                                     str(tmp_path / "x.jsonl")])
-    assert bad.exit_code == 2 and "line-aligned" in bad.output
+    assert bad.exit_code == 2 and "[E134]" in bad.output and "short.txt" in bad.output
     assert not (tmp_path / "x.jsonl").exists()
 
 

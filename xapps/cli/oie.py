@@ -157,10 +157,10 @@ def extract(model, input_path, output, text_field, id_field, lang, batch_size, m
         nlp = blank(lang or "xx")
     except (ValueError, ImportError) as exc:
         raise click.BadParameter(str(exc), param_hint="--lang") from None
-    # Read up to the first sentence before the model loads: a bad or empty input fails fast.
-    records = read_records(input_path, id_field=id_field, text_field=text_field)
-    first = next(records, None)
-    if first is None and not allow_empty:
+    # One reading pass before the model loads: a bad line or an empty input fails in
+    # seconds, not after the model has loaded (reading is cheap next to extracting).
+    total = sum(1 for _ in read_records(input_path, id_field=id_field, text_field=text_field))
+    if not total and not allow_empty:
         raise InputError(Errors.E251.format(path=input_path, what="sentences",
                                             fix=ALLOW_EMPTY))
     if threads:
@@ -172,12 +172,12 @@ def extract(model, input_path, output, text_field, id_field, lang, batch_size, m
         "model": str(model), "batch_size": batch_size, "min_confidence": min_confidence})
     extractor.initialize(nlp=nlp)  # loads the tagger (nlp.initialize would log two lines)
     skipped: list[str] = []
-    records = _within_limit([] if first is None else _chain(first, records), max_chars,
-                            skipped)
+    records = _within_limit(read_records(input_path, id_field=id_field, text_field=text_field),
+                            max_chars, skipped)
     sentences = triples = 0
     started = time.perf_counter()
     with atomic_file(output) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as fh, \
-            tqdm(desc="extracting open IE", unit=" sentences") as bar:
+            tqdm(total=total, desc="extracting open IE", unit=" sentences") as bar:
         pairs = ((record.text, record) for record in records)
         for doc, record in nlp.pipe(pairs, as_tuples=True, batch_size=batch_size):
             fh.write(json.dumps({"id": record.id, "text": record.text,
@@ -196,11 +196,6 @@ def extract(model, input_path, output, text_field, id_field, lang, batch_size, m
             skipped=len(skipped), total=len(skipped) + sentences, first=skipped[0],
             written=sentences, out=output), err=True)
         click.get_current_context().exit(1)
-
-
-def _chain(first, rest: Iterator) -> Iterator:
-    yield first
-    yield from rest
 
 
 def _within_limit(records: Iterable, max_chars: int, skipped: list[str]) -> Iterator:

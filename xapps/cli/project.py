@@ -135,16 +135,20 @@ def project(src, tgt, out, src_format, tgt_format, out_format, src_lang, tgt_lan
                                f"written as {fmt}.")
     config = _config(config_path, settings)
     # Checks formats and, unless an MT model will translate, that the source has targets.
-    pairs = read_pairs(src, tgt, source_format=src_format, target_format=tgt_format,
-                       source_lang=src_lang, target_lang=tgt_lang,
-                       require_target=tgt is not None or not config.mt_model)
-    first = next(pairs, None)  # a bad or empty source fails before the model loads
-    if first is None and not allow_empty:
+    def read():
+        return read_pairs(src, tgt, source_format=src_format, target_format=tgt_format,
+                          source_lang=src_lang, target_lang=tgt_lang,
+                          require_target=tgt is not None or not config.mt_model)
+
+    # One reading pass before the model loads: a bad line, an empty source or --src/--tgt
+    # counts that differ fail in seconds (reading is cheap next to projecting).
+    total = sum(1 for _ in read())
+    if not total and not allow_empty:
         raise InputError(Errors.E251.format(
             path=src, what="sentences or documents",
             fix="Fix the input, or pass --allow-empty to accept an empty result."))
     skipped: list[str] = []
-    pairs = _within_limit([] if first is None else _chain(first, pairs), max_chars, skipped)
+    pairs = _within_limit(read(), max_chars, skipped)
     if threads:
         import torch
 
@@ -167,11 +171,6 @@ def project(src, tgt, out, src_format, tgt_format, out_format, src_lang, tgt_lan
                                                   first=skipped[0], written=written, out=out),
                    err=True)
         click.get_current_context().exit(1)
-
-
-def _chain(first, rest: Iterator) -> Iterator:
-    yield first
-    yield from rest
 
 
 def _within_limit(pairs: Iterable[ProjectionPair], max_chars: int,
