@@ -7,6 +7,8 @@ import time
 
 import click
 
+from ..errors import Errors, InputError
+
 
 def _examples(paths, langs):
     from ..fact2text.data import read_examples
@@ -49,7 +51,7 @@ def _vocab_texts(specs) -> dict[str, list[str]]:
 
 @f2t.command("train")
 @click.option("--train", "train_paths", required=True, multiple=True,
-              type=click.Path(exists=True, dir_okay=False),
+              type=click.Path(),
               help="Examples: XAlign/WebNLG JSONL, WebNLG XML, Hindi JSON. Repeatable.")
 @click.option("--lang", "langs", multiple=True,
               help="Target language(s) to keep (and, for WebNLG XML, the references to read). "
@@ -82,7 +84,6 @@ def _vocab_texts(specs) -> dict[str, list[str]]:
 def train(train_paths, langs, out, kind, backbone, steps, batch_size, lr, decoder_layers,
           no_trim_vocab, vocab_text, script_unification, force_entities, seed) -> None:
     """Fit (retrieval) or train (seq2seq) a generator on examples and save it to --out."""
-    from ..errors import Errors, InputError
     from ..fileio import ensure_writable
 
     ensure_writable(out, fix="Pass an --out folder in a place you can write to.")
@@ -161,7 +162,6 @@ def _load(model: str, force_entities: bool | None, beams: int | None):
 def _read_facts(path, lang: str, allow_empty: bool = False):
     """The fact sets of ``path``, read and checked before any model loads: a bad line is
     found in a second, not after the generator's 10-40 s of loading."""
-    from ..errors import Errors, InputError
     from ..fact2text.data import read_examples
 
     examples = read_examples(path, lang=lang, langs=[lang, "en"])
@@ -190,8 +190,8 @@ def _generate(generator, examples, lang: str, quiet: bool, chunk: int = 64):
 
 
 @f2t.command("generate")
-@click.option("--model", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--facts", "facts_path", required=True, type=click.Path(exists=True, dir_okay=False),
+@click.option("--model", required=True, type=click.Path())
+@click.option("--facts", "facts_path", required=True, type=click.Path(),
               help="Fact sets: JSONL lines with 'facts' (or 'triples'), any reader format.")
 @click.option("--lang", required=True, help="Language to generate in.")
 @click.option("--output", default="-", type=click.Path(dir_okay=False, allow_dash=True),
@@ -233,7 +233,6 @@ def generate(model, facts_path, lang, output, allow_empty, quiet, force_entities
 def _test_examples(path, lang: str):
     """The scorable test examples of ``path`` and what was skipped, checked before any model
     loads."""
-    from ..errors import Errors, InputError
     from ..fact2text.data import read_examples
 
     examples = read_examples(path, lang=lang, langs=[lang])
@@ -260,8 +259,8 @@ def _test_examples(path, lang: str):
 
 
 @f2t.command("eval")
-@click.option("--model", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--test", "test_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--model", required=True, type=click.Path())
+@click.option("--test", "test_path", required=True, type=click.Path())
 @click.option("--lang", required=True, help="Language of the references (and of the output).")
 @click.option("--predictions", default=None, type=click.Path(dir_okay=False),
               help="Also write the generated texts (JSONL).")

@@ -6,11 +6,14 @@ import re
 
 import click
 
+from ..errors import Errors, InputError
+
+# input paths are checked by the readers and loaders, which name them with an E-code
 _behaviors = click.option("--behaviors", "behaviors_path", required=True,
-                          type=click.Path(exists=True, dir_okay=False),
+                          type=click.Path(),
                           help="MIND/xMIND behaviors.tsv (labelled impressions).")
 _news = click.option("--news", "news_paths", required=True, multiple=True,
-                     type=click.Path(exists=True, dir_okay=False),
+                     type=click.Path(),
                      help="MIND or xMIND news.tsv; repeatable (the first file that has an id "
                           "gives its text).")
 _cache = click.option("--cache", default=None, type=click.Path(file_okay=False),
@@ -36,7 +39,12 @@ def _load_news(paths):
 
     news: dict = {}
     for path in paths:
-        for nid, item in read_news(path).items():
+        items = read_news(path)
+        if not items:
+            raise InputError(Errors.E236.format(
+                path=path, what="news", fix="Pass a MIND or xMIND news.tsv with one news item "
+                                            "per line."))
+        for nid, item in items.items():
             news.setdefault(nid, item)
     return news
 
@@ -57,7 +65,6 @@ def _cache_for(backbone: str, folder):
     """The news vector cache: --cache (checked by :func:`_check_outputs`), else one folder
     per backbone under $XAPPS_HOME; a default cache that cannot be written is read but not
     updated, said once."""
-    from ..errors import InputError
     from ..fileio import ensure_writable
     from ..news.vectors import NewsVectorCache
     from ..paths import xapps_home
@@ -80,8 +87,17 @@ def _prepared(behaviors_path, news_paths, test_fraction, dev_fraction):
 
     news = _load_news(news_paths)
     impressions = read_behaviors(behaviors_path)
-    click.echo(f"coverage: {coverage(impressions, news)}", err=True)
+    if not impressions:
+        raise InputError(Errors.E236.format(
+            path=behaviors_path, what="impressions",
+            fix="Pass a MIND behaviors.tsv with one impression per line."))
+    report = coverage(impressions, news)
+    click.echo(f"coverage: {report}", err=True)
     usable = restrict(impressions, news)
+    if not usable:  # before any model loads: the two files do not belong together
+        raise InputError(Errors.E238.format(n=len(impressions), behaviors=behaviors_path,
+                                            news=", ".join(map(str, news_paths)),
+                                            coverage=report))
     return news, split_by_time(usable, test_fraction, dev_fraction)
 
 
@@ -138,7 +154,7 @@ def train(behaviors_path, news_paths, out, backbone, user_encoder, negatives, ep
 
 
 @news.command("eval")
-@click.option("--model", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--model", required=True, type=click.Path())
 @_behaviors
 @_news
 @click.option("--split", type=click.Choice(["all", "test"]), default="all", show_default=True,
@@ -180,7 +196,7 @@ def evaluate(model, behaviors_path, news_paths, split, test_fraction, dev_fracti
 
 
 @news.command("recommend")
-@click.option("--model", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--model", required=True, type=click.Path())
 @_news
 @click.option("--user-history", required=True,
               help="Comma-separated news ids the user clicked, oldest first.")

@@ -215,7 +215,8 @@ def read_examples(path: str | os.PathLike, lang: str | None = None,
     dict or list of examples), .xml (WebNLG; ``langs`` picks the reference languages)."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(Errors.E004.format(path=path, reason="no such file"))
+        raise InputError(Errors.E004.format(path=path, reason="it is a folder, not a file"
+                                            if path.is_dir() else "no such file"))
     suffix = [s.lower() for s in path.suffixes if s.lower() != ".gz"][-1:] or [""]
     if suffix[0] in (".jsonl", ".ndjson"):
         return list(read_jsonl(path, lang, strict))

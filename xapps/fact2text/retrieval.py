@@ -35,6 +35,7 @@ from ..artifacts import FILES_KEY, read_cfg, record_files, verify_files
 from ..errors import Errors, IndexMismatchError, InputError
 from ..fileio import atomic_write_text
 from .data import F2TExample, Fact
+from .evaluate import _candidate_tokens
 from .lexicon import EntityLexicon
 
 logger = logging.getLogger("xapps")
@@ -266,7 +267,7 @@ class RetrievalGenerator:
         except IndexMismatchError as exc:
             logger.warning("fact2text retrieval: re-indexing %s: %s", folder, exc)
             return None
-        if index.ids != unique:
+        if index.ids() != unique:
             logger.warning("fact2text retrieval: re-indexing %s: it holds other predicate "
                            "sets than the examples", folder)
             return None
@@ -415,15 +416,22 @@ _SENTENCE = re.compile(r"(?<=[.!?।])\s+")
 
 
 def _drop_foreign(text: str, foreign: list[str], inputs: set[str]) -> tuple[str, list[str]]:
-    """``text`` without its sentences that name a foreign entity and no input entity (when
-    another sentence remains), and the foreign entities still in it."""
+    """``text`` without the sentences that name a foreign entity, where the rest still names
+    every input entity the text names; and the foreign entities still in it.
+
+    >>> _drop_foreign("Mae B yn Denmark. Arweinydd B yw M.", ["Denmark"], {"B", "M"})
+    ('Arweinydd B yw M.', [])
+    """
     if not foreign:
         return text, []
-    sentences = _SENTENCE.split(text)
-    keep = [s for s in sentences
-            if not (any(f in s for f in foreign) and not any(e and e in s for e in inputs))]
-    if keep and len(keep) < len(sentences):
-        text = " ".join(keep)
+    present = [e for e in inputs if e and e in text]
+    keep = _SENTENCE.split(text)
+    for sentence in list(keep):
+        if any(f in sentence for f in foreign):
+            rest = [s for s in keep if s is not sentence]
+            if rest and all(e in " ".join(rest) for e in present):
+                keep = rest
+    text = " ".join(keep)
     return text, [f for f in foreign if f in text]
 
 
@@ -439,7 +447,7 @@ def _templates(examples: Sequence[F2TExample]) -> dict[str, Counter]:
     """Per predicate, reference texts of single-fact examples with the subject and object
     replaced by {S} and {O} (where both were located, see :func:`locate`); and, counted
     less, the sentences of multi-fact references that state one fact alone (its subject and
-    object, no other fact's object), so that a language has templates for more of its
+    object, no entity of another fact, no other name or number), so that a language has templates for more of its
     predicates than its single-fact examples show."""
     out: dict[str, Counter] = {}
     for ex in examples:
@@ -453,12 +461,15 @@ def _templates(examples: Sequence[F2TExample]) -> dict[str, Counter]:
         for text in ex.texts:
             for sentence in _SENTENCE.split(text):
                 for fact in ex.facts:
-                    others = [f.object for f in ex.facts if f is not fact and f.object
-                              not in (fact.subject, fact.object)]
+                    others = {e for f in ex.facts if f is not fact
+                              for e in (f.subject, f.object)} - {fact.subject, fact.object}
                     if any(locate(o, sentence) for o in others):
                         continue
                     template = _template(fact, sentence)
-                    if template:
+                    # a name or number left in the sentence is another fact's (a translated
+                    # "Unol Daleithiau" that locate() cannot see): it would be hallucinated
+                    if template and not _candidate_tokens(
+                            template.replace("{S}", "").replace("{O}", "")):
                         out.setdefault(fact.predicate, Counter())[template] += 1
     return out
 
