@@ -108,7 +108,6 @@ def test_killed_job_leaves_no_process_and_resumes_exactly_once(slow_pipe, tmp_pa
         assert "Traceback" not in second.stderr
         assert job.poll() is None, "the first job ended before it could be killed"
         tree.update(descendants(job.pid))
-        before = sorted(p.name for p in (out / "shards").iterdir())
     finally:
         os.kill(job.pid, signal.SIGKILL)
         job.wait()
@@ -117,7 +116,6 @@ def test_killed_job_leaves_no_process_and_resumes_exactly_once(slow_pipe, tmp_pa
         time.sleep(0.1)
     survivors = {pid: _cmdline(pid) for pid in running(tree)}
     assert survivors == {}, "processes outlived the killed driver"
-    assert set(before) <= {p.name for p in (out / "shards").iterdir()}
 
     rerun = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr

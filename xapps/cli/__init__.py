@@ -107,7 +107,8 @@ class _Group(click.Group):
             click.echo("Interrupted. Completed output is kept; run the same command again to "
                        "resume where it can.", err=True)
             sys.exit(130)
-        except (click.exceptions.Exit, click.ClickException, SystemExit):
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException,
+                SystemExit):
             raise
         except Exception as exc:  # noqa: BLE001 - the last net: one line, the fix, exit 1
             if _verbosity(ctx) >= 2:
