@@ -382,6 +382,9 @@ class Errors:
     E238 = ("[E238] None of the {n} impressions in '{behaviors}' can be used with the news in "
             "{news} ({coverage}). Each impression needs its candidates in the news files. Pass "
             "the news.tsv of the same MIND/xMIND split as the behaviors.")
+    E239 = ("[E239] The training checkpoint in '{path}' is damaged: its file '{file}' {problem}. "
+            "It was interrupted while being written, or modified. Delete '{path}' to train "
+            "from the start (the finished steps are lost), then run the same command again.")
     # inputs, linking, projection, oie (E250-E264)
     E250 = ("[E250] '{path}' has no annotated mentions{langs}. Expected BigBIO KB-schema "
             "documents (.json or .jsonl) whose entities carry normalized ids ({{\"db_name\", "

@@ -87,15 +87,44 @@ def take_step(loss, optimizer, scheduler, params, record: dict[str, Any], starte
                   "lr": scheduler.get_last_lr()[0], "seconds": record["seconds"]})
 
 
+def write_resume_state(path, state: dict[str, Any]) -> None:
+    """Write the JSON state of a checkpoint as its last file, with the sha256 of every other
+    file of its folder (weights, optimizer moments): :func:`read_resume_state` refuses a
+    checkpoint whose files changed, e.g. one killed half-way through being rewritten."""
+    import json
+    from pathlib import Path
+
+    from .artifacts import FILES_KEY, record_files
+    from .fileio import atomic_write_text
+
+    path = Path(path)
+    files = record_files(path.parent, exclude=(path.name,))
+    atomic_write_text(path, json.dumps({**state, FILES_KEY: files}))
+
+
 def read_resume_state(path, config, error: str) -> dict[str, Any]:
     """The JSON state of an interrupted run at ``path``; ``error`` (an Errors template with
-    ``path`` and ``changed``) is raised when the run was started with another config."""
+    ``path`` and ``changed``) is raised when the run was started with another config, E239
+    when a file that :func:`write_resume_state` recorded is missing or changed."""
     import dataclasses
     import json
 
-    from .errors import InputError
+    from .artifacts import FILES_KEY
+    from .checksums import sha256_file
+    from .errors import Errors, InputError
 
-    state = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(Errors.E239.format(path=path.parent, file=path.name,
+                                            problem=f"cannot be read ({exc})")) from None
+    for name, expected in sorted((state.get(FILES_KEY) or {}).items()):
+        file = path.parent / name
+        found = sha256_file(file) if file.is_file() else None
+        if found != expected:
+            problem = ("is missing" if found is None else
+                       f"has sha256 {found[:16]}..., the checkpoint records {expected[:16]}...")
+            raise InputError(Errors.E239.format(path=path.parent, file=name, problem=problem))
     current = dataclasses.asdict(config)
     if state["config"] != current:
         changed = sorted(k for k, v in current.items() if state["config"].get(k) != v)

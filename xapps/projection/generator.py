@@ -146,6 +146,7 @@ def train_generator(examples: Sequence[tuple[str, str]], model: str, out: str | 
         remove_tree,
         restore_optimizer,
         take_step,
+        write_resume_state,
     )
 
     config = config or GeneratorTrainingConfig()
@@ -203,9 +204,8 @@ def train_generator(examples: Sequence[tuple[str, str]], model: str, out: str | 
                 net.save_pretrained(partial / "model")
                 moments, optimizer_state = optimizer_checkpoint(optimizer, scheduler)
                 save_file(moments, str(partial / OPTIMIZER_FILE))
-                atomic_write_text(partial / STATE_FILE, json.dumps(
-                    {"config": dataclasses.asdict(config), "record": record,
-                     **optimizer_state}))
+                write_resume_state(partial / STATE_FILE, {
+                    "config": dataclasses.asdict(config), "record": record, **optimizer_state})
     finally:
         bar.close()
     net.eval()
