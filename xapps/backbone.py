@@ -266,6 +266,10 @@ class Backbone:
                              "`transformers.AutoTokenizer.from_pretrained(..., use_fast=True)` "
                              "and save it next to the weights.")
         model.to(device).eval()
+        # xapps windows long texts itself (never truncates), so transformers' one-off "longer
+        # than the specified maximum ... indexing errors" warning would be wrong: mark it shown.
+        getattr(tokenizer, "deprecation_warnings", {})[
+            "sequence-length-is-longer-than-the-specified-maximum"] = True
         if quantize == "int8":
             _quantize_linear_int8(model)
         info = read_model_info(path)

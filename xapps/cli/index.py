@@ -31,7 +31,7 @@ def index() -> None:
 @click.option("--kind", type=click.Choice(["dense", "multivector"]), default="dense",
               show_default=True, help="dense: one vector per document; multivector: ColBERT "
                                       "token vectors in a PLAID-style compressed index.")
-@click.option("--encoder", default=None, type=click.Path(exists=True),
+@click.option("--encoder", default=None, type=click.Path(),
               help="multivector: a saved ColBERT encoder (default: untrained on --backbone).")
 @click.option("--dim", default=128, show_default=True,
               help="multivector: token projection size (0: the backbone's hidden size).")

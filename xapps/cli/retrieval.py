@@ -18,9 +18,9 @@ def retrieval() -> None:
 
 
 @retrieval.command("train")
-@click.option("--data", "data_path", type=click.Path(exists=True), default=None,
+@click.option("--data", "data_path", type=click.Path(), default=None,
               help='JSONL of {"query", "positive", "negatives": [...]} rows (optional "lang").')
-@click.option("--unlabeled", type=click.Path(exists=True), default=None,
+@click.option("--unlabeled", type=click.Path(), default=None,
               help="Unlabeled corpus (.jsonl/.tsv/.txt folder) to make pseudo-pairs from "
                    "(use with --teacher).")
 @click.option("--pseudo", type=click.Choice(["ict", "title"]), default="ict", show_default=True,
@@ -30,7 +30,7 @@ def retrieval() -> None:
 @click.option("--id-field", default="id", show_default=True)
 @click.option("--out", required=True, type=click.Path(),
               help="Folder for the trained encoder (pass it to `xapps index build --encoder`).")
-@click.option("--encoder", "encoder_path", type=click.Path(exists=True), default=None,
+@click.option("--encoder", "encoder_path", type=click.Path(), default=None,
               help="A saved encoder to continue from; default: a new one on --backbone.")
 @click.option("--backbone", default="me5-small", show_default=True)
 @click.option("--dim", default=128, show_default=True, help="Projection size of a new encoder.")

@@ -1,0 +1,364 @@
+"""Bad-input matrix for `xapps index build|search|info`, `xapps models install|list`,
+`xapps retrieval train` and `xapps demo --out` (issue 19): every refusal exits 2 with an
+E-code that names the file (and line), prints no traceback and writes nothing."""
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from cli_checks import assert_refused, invoke, snapshot
+
+DOCS = [
+    {"id": "rain-en", "text": "Heavy rain flooded the market.", "lang": "en"},
+    {"id": "rain-sw", "text": "Mvua kubwa ilifurika sokoni.", "lang": "sw"},
+    {"id": "bank-en", "text": "The central bank raised interest rates.", "lang": "en"},
+]
+
+
+def jsonl(rows) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
+def write(path: Path, content: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def flip(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    mid = len(data) // 2
+    for i in range(mid, min(mid + 64, len(data))):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_backbones():
+    """A test may install a tiny model under the name me5-small: never leak it."""
+    from xapps.backbone import clear_cache
+
+    clear_cache()
+    yield
+    clear_cache()
+
+
+# ----------------------------------------------------------------------------- index build
+# (name, file name, content, E-code, mentions)
+BUILD_CASES = [
+    ("missing", "none.jsonl", None, "E004", ["none.jsonl", "no such file"]),
+    ("empty", "empty.jsonl", "", "E004", ["empty.jsonl", "no records"]),
+    ("blank-lines", "blank.jsonl", "\n\n", "E004", ["blank.jsonl", "no records"]),
+    ("malformed", "bad.jsonl", jsonl(DOCS[:1]) + '{"id": "x", "text": \n', "E001",
+     ["bad.jsonl:2"]),
+    ("not-object", "list.jsonl", jsonl(DOCS[:1]) + "[1, 2]\n", "E001", ["list.jsonl:2"]),
+    ("missing-field", "nofield.jsonl", jsonl(DOCS[:1]) + '{"id": "x", "body": "t"}\n', "E002",
+     ["nofield.jsonl:2", "'text'", "--text-field"]),
+    ("empty-text", "emptytext.jsonl", jsonl(DOCS[:1]) + '{"id": "x", "text": "  "}\n', "E003",
+     ["emptytext.jsonl:2"]),
+    ("non-utf8", "latin1.jsonl", jsonl(DOCS[:1]).encode() + '{"id": "x", "text": "café"}\n'
+     .encode("latin-1"), "E004", ["latin1.jsonl:2", "not UTF-8"]),
+    ("binary", "blob.jsonl", b"\x00\xff\xfe\x89PNG\r\n\x1a\n\x00\x00\xde\xad", "E004",
+     ["blob.jsonl:1"]),
+    ("duplicate-id", "dup.jsonl", jsonl(DOCS + [DOCS[0]]), "E005",
+     ["dup.jsonl:4", "rain-en", "dup.jsonl:1"]),
+    ("unknown-type", "docs.csv", "id,text\na,b\n", "E004", ["docs.csv", ".csv"]),
+    ("tsv-empty", "empty.tsv", "", "E004", ["empty.tsv"]),
+    ("tsv-no-header-field", "nohead.tsv", "a\tHeavy rain\nb\tMvua\n", "E002",
+     ["nohead.tsv:2", "'id'"]),
+    ("tsv-columns", "cols.tsv", "id\ttext\na\tHeavy rain\nb\tMvua\textra\n", "E006",
+     ["cols.tsv:3"]),
+    ("gz-truncated", "cut.jsonl.gz", gzip.compress(jsonl(
+        {"id": f"d{i}", "text": f"document number {i}"} for i in range(300)).encode())[:300], "E004",
+     ["cut.jsonl.gz"]),
+]
+
+
+@pytest.mark.parametrize("kind", ["dense", "multivector"])
+@pytest.mark.parametrize("name,fname,content,code,mentions", BUILD_CASES,
+                         ids=[c[0] for c in BUILD_CASES])
+def test_index_build_refuses_bad_input(tmp_path, tiny_xlmr_path, kind, name, fname, content,
+                                       code, mentions):
+    src = tmp_path / "in" / fname
+    if content is not None:
+        write(src, content)
+    before = snapshot(tmp_path)
+    result = invoke("index", "build", "--input", src, "--out", tmp_path / "idx", "--kind", kind,
+                    "--dim", 16, "--backbone", tiny_xlmr_path)
+    assert_refused(result, code, *mentions)
+    assert snapshot(tmp_path) == before
+
+
+TXT_FOLDER_CASES = [
+    ("no-txt-files", {"notes.md": "not a txt file"}, "E004", ["no .txt files"]),
+    ("non-utf8-file", {"a.txt": "fine", "b.txt": "café".encode("latin-1")}, "E004",
+     ["b.txt", "not UTF-8"]),
+    ("empty-file", {"a.txt": "fine", "sub/c.txt": "  \n"}, "E003", ["c.txt:1"]),
+]
+
+
+@pytest.mark.parametrize("name,files,code,mentions", TXT_FOLDER_CASES,
+                         ids=[c[0] for c in TXT_FOLDER_CASES])
+def test_index_build_refuses_bad_txt_folder(tmp_path, tiny_xlmr_path, name, files, code,
+                                            mentions):
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    for rel, content in files.items():
+        write(folder / rel, content)
+    before = snapshot(tmp_path)
+    result = invoke("index", "build", "--input", folder, "--out", tmp_path / "idx",
+                    "--backbone", tiny_xlmr_path)
+    assert_refused(result, code, *mentions)
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("kind", ["dense", "multivector"])
+def test_index_build_refuses_unwritable_out_before_loading_anything(tmp_path, readonly_dir,
+                                                                    kind):
+    """E068 before the model loads: the backbone named does not even exist, so a check made
+    after loading (or after encoding) would report E020 instead."""
+    src = write(tmp_path / "docs.jsonl", jsonl(DOCS))
+    before = snapshot(tmp_path)
+    result = invoke("index", "build", "--input", src, "--out", readonly_dir, "--kind", kind,
+                    "--backbone", "no-such-model-anywhere")
+    assert_refused(result, "E068", str(readonly_dir))
+    assert snapshot(tmp_path) == before
+
+
+def test_demo_refuses_unwritable_out(readonly_dir):
+    result = invoke("demo", "--out", readonly_dir, "--backbone", "no-such-model-anywhere")
+    assert_refused(result, "E068", str(readonly_dir))
+
+
+def test_index_build_windows_an_over_long_record(tmp_path, tiny_xlmr_path):
+    """A record far longer than the model's window (32 subwords here) is encoded in
+    overlapping windows, not truncated and not refused."""
+    long_text = "Heavy rain flooded the market again. " * 150
+    src = write(tmp_path / "long.jsonl", jsonl(DOCS + [{"id": "long", "text": long_text}]))
+    result = invoke("index", "build", "--input", src, "--out", tmp_path / "idx",
+                    "--backbone", tiny_xlmr_path)
+    assert result.exit_code == 0, result.output
+    assert "Indexed 4 documents" in result.output
+    assert "longer than the specified maximum" not in result.output
+    result = invoke("index", "search", tmp_path / "idx", "rain", "--json", "-k", 4)
+    assert result.exit_code == 0
+    assert {h["id"] for h in json.loads(result.output.splitlines()[-1])["hits"]} >= {"long"}
+
+
+# ------------------------------------------------------------------ index search / info damage
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, tiny_xlmr_path):
+    """One dense index and one multi-vector retriever, built once; tests damage copies."""
+    root = tmp_path_factory.mktemp("built")
+    src = write(root / "docs.jsonl", jsonl(DOCS))
+    for kind in ("dense", "multivector"):
+        result = invoke("index", "build", "--input", src, "--out", root / kind, "--kind", kind,
+                        "--dim", 16, "--backbone", tiny_xlmr_path)
+        assert result.exit_code == 0, result.output
+    return root
+
+
+# (kind, file inside the saved folder, damage, E-code)
+DAMAGE_CASES = [
+    ("dense", "index.faiss", truncate, "E012"),
+    ("dense", "index.faiss", flip, "E012"),
+    ("dense", "meta.jsonl", flip, "E012"),
+    ("dense", "ids.json", Path.unlink, "E012"),
+    ("dense", "manifest.json", truncate, "E011"),
+    ("multivector", "retriever.json", truncate, "E221"),
+    ("multivector", "retriever.json", flip, "E221"),
+    ("multivector", "encoder/projection.safetensors", flip, "E221"),
+    ("multivector", "encoder/projection.safetensors", truncate, "E221"),
+    ("multivector", "encoder/colbert.json", truncate, "E221"),
+    ("multivector", "encoder/colbert.json", flip, "E221"),
+    ("multivector", "index/residual_codes.npy", flip, "E012"),
+    ("multivector", "index/centroids.npy", truncate, "E012"),
+    ("multivector", "index/manifest.json", truncate, "E011"),
+]
+
+
+@pytest.mark.parametrize("command", ["search", "info"])
+@pytest.mark.parametrize("kind,fname,damage,code", DAMAGE_CASES,
+                         ids=[f"{c[0]}-{c[1]}-{c[2].__name__}" for c in DAMAGE_CASES])
+def test_damaged_index_is_reported_as_damage(built, tmp_path, command, kind, fname, damage,
+                                             code):
+    folder = tmp_path / kind
+    shutil.copytree(built / kind, folder)
+    damage(folder / fname)
+    before = snapshot(tmp_path)
+    args = ("index", command, folder) + (("rain",) if command == "search" else ())
+    out = assert_refused(invoke(*args), code, Path(fname).name if code != "E011" else kind)
+    # Damage is not a backbone mismatch, and no advice names a command that cannot work.
+    assert "[E010]" not in out and "--backbone colbert:" not in out
+    assert snapshot(tmp_path) == before
+
+
+def test_intact_indexes_search_and_info(built):
+    for kind in ("dense", "multivector"):
+        result = invoke("index", "search", built / kind, "rain", "--json")
+        assert result.exit_code == 0, result.output
+        assert len(json.loads(result.output.splitlines()[-1])["hits"]) == 3
+        result = invoke("index", "info", built / kind)
+        assert result.exit_code == 0 and '"kind"' in result.output
+
+
+def test_missing_index_folder(tmp_path):
+    for command in (("search", tmp_path / "none", "rain"), ("info", tmp_path / "none")):
+        assert_refused(invoke("index", *command), "E011", "none")
+
+
+def _other_tiny_model(tmp_path: Path, tiny_xlmr_path: Path) -> Path:
+    """The tiny model's layout with other (re-seeded) weights."""
+    import torch
+    from transformers import XLMRobertaModel
+
+    other = tmp_path / "other-weights"
+    shutil.copytree(tiny_xlmr_path, other)
+    model = XLMRobertaModel.from_pretrained(other, add_pooling_layer=False)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(torch.randn_like(param))
+    model.save_pretrained(other)
+    return other
+
+
+def test_multivector_search_honours_backbone(built, tmp_path, tiny_xlmr_path):
+    """--backbone is where the encoder's backbone lives now: the same weights elsewhere
+    search exactly as before; other weights are refused (E224), not silently ignored."""
+    expected = invoke("index", "search", built / "multivector", "rain", "--json").output
+    moved = tmp_path / "moved-backbone"
+    shutil.copytree(tiny_xlmr_path, moved)
+    result = invoke("index", "search", built / "multivector", "rain", "--json",
+                    "--backbone", moved)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == expected.splitlines()[-1]
+    other = _other_tiny_model(tmp_path, tiny_xlmr_path)
+    result = invoke("index", "search", built / "multivector", "rain", "--backbone", other)
+    assert_refused(result, "E224", str(other))
+    result = invoke("index", "search", built / "multivector", "rain", "--backbone",
+                    tmp_path / "nowhere")
+    assert_refused(result, "E020", "nowhere")
+
+
+def test_damaged_standalone_encoder(built, tmp_path):
+    """A saved encoder given with --encoder: damage is E222 naming the file."""
+    enc = tmp_path / "enc"
+    shutil.copytree(built / "multivector" / "encoder", enc)
+    flip(enc / "projection.safetensors")
+    src = write(tmp_path / "docs.jsonl", jsonl(DOCS))
+    before = snapshot(tmp_path)
+    result = invoke("index", "build", "--kind", "multivector", "--encoder", enc, "--input", src,
+                    "--out", tmp_path / "mv")
+    assert_refused(result, "E222", "projection.safetensors")
+    result = invoke("index", "build", "--kind", "multivector", "--encoder", tmp_path / "none",
+                    "--input", src, "--out", tmp_path / "mv")
+    assert_refused(result, "E225", "none")
+    assert snapshot(tmp_path) == before
+
+
+# ---------------------------------------------------------------- models and read-only home
+def test_models_install_into_readonly_home(readonly_dir):
+    result = invoke("models", "install", "me5-small", env={"XAPPS_HOME": str(readonly_dir)})
+    assert_refused(result, "E068", str(readonly_dir), "XAPPS_HOME")
+    assert not readonly_dir.exists()
+
+
+def test_uninstalled_model_with_readonly_home_fails_before_work(tmp_path, readonly_dir):
+    src = write(tmp_path / "docs.jsonl", jsonl(DOCS))
+    before = snapshot(tmp_path)
+    result = invoke("index", "build", "--input", src, "--out", tmp_path / "idx",
+                    env={"XAPPS_HOME": str(readonly_dir)})
+    assert_refused(result, "E068", "xapps models install me5-small")
+    assert snapshot(tmp_path) == before
+
+
+@pytest.fixture()
+def immutable_home(tmp_path, tiny_xlmr_path):
+    """An $XAPPS_HOME holding an installed 'me5-small' (the tiny model under that name), made
+    immutable (chattr +i) so that not even root can create a lock, cache or marker in it."""
+    from xapps.checksums import sha256_file
+
+    home = tmp_path / "home"
+    model = home / "models" / "me5-small"
+    shutil.copytree(tiny_xlmr_path, model)
+    info = {"name": "me5-small", "pooling": "mean", "normalize": True,
+            "files": {p.name: sha256_file(p) for p in model.iterdir() if p.is_file()}}
+    (model / "xapps_model.json").write_text(json.dumps(info), encoding="utf-8")
+    locked = [model, model.parent, home]
+    for folder in locked:
+        if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode:
+            for done in locked:
+                subprocess.run(["chattr", "-i", str(done)], capture_output=True)
+            pytest.skip("chattr +i is not available here")
+    try:
+        (home / ".probe").touch()
+    except OSError:
+        pass
+    else:
+        (home / ".probe").unlink()
+        pytest.skip("chattr +i does not stop writes here (not root)")
+    yield home
+    for folder in locked:
+        subprocess.run(["chattr", "-i", str(folder)], capture_output=True)
+
+
+def test_readonly_home_does_not_break_reading_commands(tmp_path, immutable_home):
+    env = {"XAPPS_HOME": str(immutable_home)}
+    before = snapshot(immutable_home)
+    result = invoke("models", "list", "--json", env=env)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output[result.output.index("["):])
+    assert rows[0]["name"] == "me5-small" and rows[0]["installed"] is True
+    src = write(tmp_path / "docs.jsonl", jsonl(DOCS))
+    result = invoke("index", "build", "--input", src, "--out", tmp_path / "idx", env=env)
+    assert result.exit_code == 0, result.output
+    result = invoke("index", "search", tmp_path / "idx", "rain", "--json", env=env)
+    assert result.exit_code == 0, result.output
+    result = invoke("models", "install", "me5-small", env=env)  # already there: a no-op
+    assert result.exit_code == 0, result.output
+    assert snapshot(immutable_home) == before
+
+
+# ------------------------------------------------------------------------- retrieval train
+TRAIN_CASES = [
+    ("missing", None, "E004", ["pairs.jsonl", "no such file"]),
+    ("empty", "", "E120", ["pairs.jsonl", "no rows"]),
+    ("malformed", '{"query": "q", "positive": "p"}\n{"query": \n', "E001", ["pairs.jsonl:2"]),
+    ("missing-field", '{"query": "q"}\n', "E120", ["pairs.jsonl:1", "'positive'"]),
+    ("non-utf8", '{"query": "q", "positive": "p"}\n'.encode() + b'{"query": "caf\xe9"}\n', "E120",
+     ["pairs.jsonl:2", "not UTF-8"]),
+]
+
+
+@pytest.mark.parametrize("name,content,code,mentions", TRAIN_CASES,
+                         ids=[c[0] for c in TRAIN_CASES])
+def test_retrieval_train_refuses_bad_data(tmp_path, tiny_xlmr_path, name, content, code,
+                                          mentions):
+    data = tmp_path / "pairs.jsonl"
+    if content is not None:
+        write(data, content)
+    before = snapshot(tmp_path)
+    result = invoke("retrieval", "train", "--data", data, "--out", tmp_path / "enc",
+                    "--backbone", tiny_xlmr_path, "--dim", 16, "--steps", 1, "--batch-size", 1)
+    assert_refused(result, code, *mentions)
+    assert snapshot(tmp_path) == before
+
+
+def test_retrieval_train_refuses_unwritable_out(tmp_path, readonly_dir):
+    data = write(tmp_path / "pairs.jsonl", '{"query": "q", "positive": "p"}\n')
+    result = invoke("retrieval", "train", "--data", data, "--out", readonly_dir,
+                    "--backbone", "no-such-model-anywhere")
+    assert_refused(result, "E068", str(readonly_dir))
