@@ -54,7 +54,8 @@ def test_train_then_eval_with_reranker(kb_path, tmp_path, tiny_xlmr_path):
 def test_no_mentions_for_languages(kb_path):
     from xapps.errors import InputError
 
-    with pytest.raises(InputError, match=r"no annotated mentions for languages \['sw'\]"):
+    with pytest.raises(InputError, match=r"E250.*no annotated mentions in the languages sw\."
+                                         r".*documents are in: "):
         run.evaluate_linking(kb_path, source=str(FIXTURES / "bigbio_kb.json"), langs=["sw"],
                              candidates="tfidf")
 
