@@ -157,3 +157,64 @@ def test_bf16_encoding_stays_close_to_float32(tiny_xlmr_path):
     a = load_backbone(str(tiny_xlmr_path)).encode(texts)
     b = load_backbone(str(tiny_xlmr_path), dtype="bfloat16").encode(texts)
     assert b.dtype == np.float32 and ((a * b).sum(1) > 0.99).all()
+
+
+def _mlm_and_broken_models(root, tiny_xlmr_path):
+    """The tiny XLM-R saved with a masked-LM head (weights AutoModel does not use, as in
+    xlm-roberta-base), and a copy with one encoder weight missing and one cut short."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
+
+    mlm = root / "with-mlm-head"
+    shutil.copytree(tiny_xlmr_path, mlm)
+    torch.manual_seed(0)
+    XLMRobertaForMaskedLM(XLMRobertaConfig.from_pretrained(mlm)).save_pretrained(mlm)
+    broken = root / "broken"
+    shutil.copytree(tiny_xlmr_path, broken)
+    weights = load_file(str(broken / "model.safetensors"))
+    del weights["encoder.layer.1.output.dense.weight"]
+    weights["embeddings.LayerNorm.weight"] = weights["embeddings.LayerNorm.weight"][:3].clone()
+    save_file(weights, str(broken / "model.safetensors"), metadata={"format": "pt"})
+    return mlm, broken
+
+
+LOAD_SCRIPT = """
+import logging, sys
+from xapps.backbone import load_backbone, load_trainable
+from xapps.errors import ModelError
+if sys.argv[3] == "debug":
+    logging.basicConfig(level=logging.DEBUG)
+load_backbone(sys.argv[1])
+load_trainable(sys.argv[1], name="mlm")
+try:
+    load_backbone(sys.argv[2])
+except ModelError as exc:
+    print("REFUSED", exc)
+"""
+
+
+def test_loads_are_quiet_unless_debug_and_missing_weights_are_refused(tmp_path,
+                                                                      tiny_xlmr_path):
+    """transformers' "Loading weights" bar and its load report (UNEXPECTED heads, MISSING /
+    MISMATCH tables) stay hidden on ordinary loads; a model that really lacks weights is
+    refused with E220 naming them; at debug level (xapps -vv) transformers' own output is
+    shown as it is."""
+    import subprocess
+    import sys
+
+    mlm, broken = _mlm_and_broken_models(tmp_path, tiny_xlmr_path)
+    runs = {level: subprocess.run([sys.executable, "-c", LOAD_SCRIPT, str(mlm), str(broken),
+                                   level], capture_output=True, text=True, timeout=300)
+            for level in ("normal", "debug")}
+    quiet, loud = runs["normal"], runs["debug"]
+    assert quiet.returncode == 0, quiet.stderr
+    assert "Loading weights" not in quiet.stderr and "LOAD REPORT" not in quiet.stderr
+    assert "UNEXPECTED" not in quiet.stderr and "MISSING" not in quiet.stderr
+    assert "[E220]" in quiet.stdout and "encoder.layer.1.output.dense.weight" in quiet.stdout
+    assert "embeddings.LayerNorm.weight (shape (3,)" in quiet.stdout
+    assert "Re-copy the folder" in quiet.stdout and "models install" not in quiet.stdout
+    assert loud.returncode == 0, loud.stderr
+    assert "Loading weights" in loud.stderr and "LOAD REPORT" in loud.stderr
