@@ -150,6 +150,14 @@ def test_interrupted_training_resumes_to_the_same_weights(tiny_xlmr_path, tmp_pa
     with pytest.raises(InputError, match="E122.*lr"):
         train_retriever(examples, tmp_path / "b", config(lr=1e-2),
                         encoder=make_encoder(tiny_xlmr_path), progress=False)
+    # A damaged checkpoint file is refused by name (E239), not trained on.
+    weights = next((tmp_path / "b.partial").glob("step-*.safetensors"))
+    good = weights.read_bytes()
+    weights.write_bytes(good[:-8] + bytes(8))
+    with pytest.raises(InputError, match=f"E239.*{weights.name}"):
+        train_retriever(examples, tmp_path / "b", config(),
+                        encoder=make_encoder(tiny_xlmr_path), progress=False)
+    weights.write_bytes(good)
     resumed = make_encoder(tiny_xlmr_path)
     record = train_retriever(examples, tmp_path / "b", config(), encoder=resumed,
                              progress=False)

@@ -391,7 +391,7 @@ def _save_checkpoint(partial: Path, config, encoder, optimizer, scheduler, recor
     """Trainable weights of this step (kept for averaging), optimizer moments, the record."""
     from safetensors.torch import save_file
 
-    from ..training import optimizer_checkpoint
+    from ..training import optimizer_checkpoint, write_resume_state
 
     partial.mkdir(parents=True, exist_ok=True)
     name = f"step-{record['step']:07d}.safetensors"
@@ -405,9 +405,9 @@ def _save_checkpoint(partial: Path, config, encoder, optimizer, scheduler, recor
     moments, optimizer_state = optimizer_checkpoint(optimizer, scheduler)
     save_file(moments, str(partial / OPTIMIZER_FILE))
     state = {"config": dataclasses.asdict(config), "record": record, **optimizer_state}
-    tmp = partial / (STATE_FILE + ".tmp")
-    tmp.write_text(json.dumps(state), encoding="utf-8")
-    tmp.replace(partial / STATE_FILE)  # the state names only files already written
+    # Written last, atomically, with the sha256 of the weights and moments it names: a resume
+    # refuses a damaged checkpoint (E239) instead of training on from garbage.
+    write_resume_state(partial / STATE_FILE, state)
 
 
 def _load_checkpoint(partial: Path, config, encoder, optimizer, scheduler) -> dict:
