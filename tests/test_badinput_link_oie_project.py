@@ -591,3 +591,29 @@ def test_kb_without_usable_names_cannot_fill_the_ruler(tmp_path):
                                         "ruler": "entity_ruler"})
     with pytest.raises(InputError, match=r"E255.*3 characters"):
         nlp.initialize()
+
+
+def test_link_eval_damaged_reranker_folder(tmp_path, kb_file):
+    data = jsonl(tmp_path / "docs.jsonl", BIGBIO)
+    folder = tmp_path / "rr"
+    folder.mkdir()
+    (folder / "cfg.json").write_bytes(BINARY)
+    result = invoke("link", "eval", "--kb", kb_file, "--data", data, "--candidates", "tfidf",
+                    "--reranker", folder)
+    assert_refused(result, "E070", "rr")
+
+
+@pytest.mark.parametrize("victim", ["xmen_linker/cfg.json", "xmen_linker/candidates/cfg.json"])
+def test_link_eval_damaged_saved_pipeline(tmp_path, kb_file, victim):
+    import spacy
+
+    nlp = spacy.blank("xx")
+    nlp.add_pipe("entity_ruler")
+    nlp.add_pipe("xmen_linker", config={"kb": str(kb_file), "candidates": {"kind": "tfidf"},
+                                        "ruler": "entity_ruler"})
+    nlp.initialize()
+    nlp.to_disk(tmp_path / "pipe")
+    (tmp_path / "pipe" / victim).write_bytes(BINARY)
+    data = jsonl(tmp_path / "docs.jsonl", BIGBIO)
+    result = invoke("link", "eval", "--pipeline", tmp_path / "pipe", "--data", data)
+    assert_refused(result, "E145", victim.rsplit("/", 1)[0], "cfg.json")

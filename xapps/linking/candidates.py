@@ -83,8 +83,13 @@ class CandidateGenerator(ABC):
 def load_generator(folder: str | Path, kb) -> CandidateGenerator:
     """Restore a generator saved with ``to_disk`` for the same KB."""
     folder = Path(folder)
-    cfg = json.loads((folder / CFG_FILE).read_text(encoding="utf-8"))
-    kind = cfg.pop("kind")
+    try:
+        cfg = json.loads((folder / CFG_FILE).read_text(encoding="utf-8"))
+        kind = cfg.pop("kind")
+    except (OSError, ValueError, KeyError, AttributeError) as exc:  # missing, not JSON, no kind
+        reason = f"{CFG_FILE} has no 'kind'" if isinstance(exc, KeyError) else f"{CFG_FILE}: {exc}"
+        raise InputError(Errors.E145.format(path=folder, factory="xmen_linker candidate "
+                                            "generator", reason=reason)) from exc
     saved_kb = cfg.pop("kb_sha256", None)
     if saved_kb and getattr(kb, "sha256", None) and saved_kb != kb.sha256:
         raise InputError(Errors.E081.format(path=folder, saved=saved_kb, given=kb.sha256))

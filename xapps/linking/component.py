@@ -187,9 +187,17 @@ class XmenLinker(BatchedComponent):
 
         path = Path(path)
         if not (path / CFG_FILE).exists():
-            raise InputError(f"xmen_linker: '{path / CFG_FILE}' is missing; the folder is not a "
-                             "saved xmen_linker. Save the pipeline again with nlp.to_disk().")
-        self.cfg.update(json.loads((path / CFG_FILE).read_text(encoding="utf-8")))
+            raise InputError(Errors.E145.format(path=path, factory="xmen_linker",
+                                                reason=f"{CFG_FILE} is missing"))
+        try:
+            cfg = json.loads((path / CFG_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:  # ValueError: not UTF-8 or not JSON
+            raise InputError(Errors.E145.format(path=path, factory="xmen_linker",
+                                                reason=f"{CFG_FILE}: {exc}")) from exc
+        if not isinstance(cfg, dict):
+            raise InputError(Errors.E145.format(path=path, factory="xmen_linker",
+                                                reason=f"{CFG_FILE} is not a JSON object"))
+        self.cfg.update(cfg)
         self.kb = KnowledgeBase.load(path / "kb")
         self.generator = load_generator(path / "candidates", self.kb)
         self.reranker = None

@@ -556,7 +556,7 @@ class CrossEncoderReranker:
             cfg = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ModelError(Errors.E070.format(path=folder, reason=f"no {CFG_NAME}")) from None
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ModelError(Errors.E070.format(path=folder, reason=f"{CFG_NAME}: {exc}")) from exc
         found_format = cfg.get("format") if isinstance(cfg, dict) else None
         if found_format != FORMAT:
