@@ -285,18 +285,25 @@ def test_uninstalled_model_with_readonly_home_fails_before_work(tmp_path, readon
     assert snapshot(tmp_path) == before
 
 
-@pytest.fixture()
-def immutable_home(tmp_path, tiny_xlmr_path):
-    """An $XAPPS_HOME holding an installed 'me5-small' (the tiny model under that name), made
-    immutable (chattr +i) so that not even root can create a lock, cache or marker in it."""
+def home_with_tiny_me5(home: Path, tiny_xlmr_path: Path) -> Path:
+    """An $XAPPS_HOME holding an installed 'me5-small' that is the tiny model under that name
+    (with the installer's marker listing each file's sha256); returns the model folder."""
     from xapps.checksums import sha256_file
 
-    home = tmp_path / "home"
     model = home / "models" / "me5-small"
     shutil.copytree(tiny_xlmr_path, model)
     info = {"name": "me5-small", "pooling": "mean", "normalize": True,
             "files": {p.name: sha256_file(p) for p in model.iterdir() if p.is_file()}}
     (model / "xapps_model.json").write_text(json.dumps(info), encoding="utf-8")
+    return model
+
+
+@pytest.fixture()
+def immutable_home(tmp_path, tiny_xlmr_path):
+    """An $XAPPS_HOME holding an installed 'me5-small' (the tiny model under that name), made
+    immutable (chattr +i) so that not even root can create a lock, cache or marker in it."""
+    home = tmp_path / "home"
+    model = home_with_tiny_me5(home, tiny_xlmr_path)
     locked = [model, model.parent, home]
     for folder in locked:
         if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode:
@@ -362,3 +369,46 @@ def test_retrieval_train_refuses_unwritable_out(tmp_path, readonly_dir):
     result = invoke("retrieval", "train", "--data", data, "--out", readonly_dir,
                     "--backbone", "no-such-model-anywhere")
     assert_refused(result, "E068", str(readonly_dir))
+
+
+@pytest.mark.parametrize("fname,damage", [("model.safetensors", flip),
+                                          ("tokenizer.json", truncate),
+                                          ("config.json", Path.unlink)])
+def test_damaged_installed_model_is_named_with_the_fix(tmp_path, tiny_xlmr_path, fname, damage):
+    """A changed file of an installed model is E226 (it would otherwise load silently, and an
+    index would record the installer's checksum for other weights)."""
+    home = tmp_path / "home"
+    model = home_with_tiny_me5(home, tiny_xlmr_path)
+    damage(model / fname)
+    src = write(tmp_path / "docs.jsonl", jsonl(DOCS))
+    before = snapshot(tmp_path)
+    result = invoke("index", "build", "--input", src, "--out", tmp_path / "idx",
+                    env={"XAPPS_HOME": str(home)})
+    assert_refused(result, "E226", fname, "xapps models install me5-small --force")
+    assert snapshot(tmp_path) == before
+
+
+def test_damaged_marker_is_listed_and_refused(tmp_path, tiny_xlmr_path):
+    home = tmp_path / "home"
+    model = home_with_tiny_me5(home, tiny_xlmr_path)
+    truncate(model / "xapps_model.json")
+    env = {"XAPPS_HOME": str(home)}
+    result = invoke("models", "list", env=env)
+    assert result.exit_code == 0 and "damaged" in result.output, result.output
+    result = invoke("index", "search", tmp_path / "none", "q", env=env)  # E011 first, cheap
+    assert_refused(result, "E011")
+    src = write(tmp_path / "docs.jsonl", jsonl(DOCS))
+    result = invoke("index", "build", "--input", src, "--out", tmp_path / "idx", env=env)
+    assert_refused(result, "E226", "xapps_model.json")
+
+
+def test_damaged_saved_model_folder_says_recopy(tmp_path, tiny_xlmr_path):
+    """A model folder xapps saved (xapps_model.json lists its files, as `xapps link
+    align-encoder` writes) is checked too; its fix is not a models install."""
+    model = home_with_tiny_me5(tmp_path / "h", tiny_xlmr_path)
+    flip(model / "model.safetensors")
+    src = write(tmp_path / "docs.jsonl", jsonl(DOCS))
+    result = invoke("index", "build", "--input", src, "--out", tmp_path / "idx",
+                    "--backbone", model)
+    out = assert_refused(result, "E226", "model.safetensors", "Re-copy the folder")
+    assert "models install" not in out

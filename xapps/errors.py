@@ -369,6 +369,8 @@ class Errors:
     E225 = ("[E225] '{path}' is not a saved xapps ColBERT encoder: {reason}. Pass a folder "
             "written by `xapps retrieval train --out FOLDER` (or ColBERTEncoder.save), or the "
             "encoder/ folder of a multi-vector retriever.")
+    E226 = ("[E226] The model '{name}' in '{path}' is damaged: {reason}. It was changed or only "
+            "partly copied. {fix}")
     # artifacts, fact2text, news (E235-E249)
     E235 = ("[E235] The saved {what} '{path}' is damaged: its file '{file}' {problem}. It was "
             "modified, truncated or only partly copied. Copy the folder again from where it "

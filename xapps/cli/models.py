@@ -31,6 +31,7 @@ def list_(as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
-        state = "installed" if row["installed"] else "not installed"
+        state = ("damaged" if row.get("damaged") else
+                 "installed" if row["installed"] else "not installed")
         size = f"{row['size_mb']:.0f} MB" if row.get("size_mb") else ""
         click.echo(f"{row['name']:<12} {state:<14} {size:>8}  {row.get('path') or ''}")

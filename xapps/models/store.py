@@ -51,6 +51,41 @@ def installed_path(name: str) -> Path | None:
     return path if (path / MARKER).is_file() else None
 
 
+def verify_installed(name: str, path: Path, fix: str | None = None) -> dict[str, Any]:
+    """The marker of an installed (or xapps-saved) model folder after checking every file it
+    lists against its sha256 (E226 names a missing or changed file): a flipped weight would
+    otherwise load silently, and indexes would still record the recorded checksum for it."""
+    fix = fix or (f"Reinstall it with `xapps models install {name} --force` (XAPPS_HOME must "
+                  "be writable for that).")
+
+    def damaged(reason: str) -> ModelError:
+        return ModelError(Errors.E226.format(name=name, path=path, reason=reason, fix=fix))
+
+    info = _read_marker(path, damaged)
+    files = info.get("files")
+    if not isinstance(files, dict):
+        raise damaged(f"{MARKER} lists no files")
+    for rel, expected in sorted(files.items()):
+        file = path / rel
+        if not file.is_file():
+            raise damaged(f"'{rel}' is missing")
+        found = sha256_file(file)
+        if found != expected:
+            raise damaged(f"'{rel}' has sha256 {found[:12]}, {MARKER} records "
+                          f"{str(expected)[:12]}")
+    return info
+
+
+def _read_marker(path: Path, damaged) -> dict[str, Any]:
+    try:
+        info = json.loads((path / MARKER).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise damaged(f"{MARKER} cannot be read ({exc})") from None
+    if not isinstance(info, dict):
+        raise damaged(f"{MARKER} holds a JSON {type(info).__name__}, not an object")
+    return info
+
+
 def list_models() -> list[dict[str, Any]]:
     """Known and installed models with where they are and what they were built from."""
     home = models_home()
@@ -62,12 +97,17 @@ def list_models() -> list[dict[str, Any]]:
     for name in names:
         path = installed_path(name)
         if path is not None:
-            info = json.loads((path / MARKER).read_text(encoding="utf-8"))
+            try:
+                info = _read_marker(path, ValueError)
+                problem = None
+            except ValueError as exc:  # listed as damaged; loading it says E226 and the fix
+                info, problem = {}, str(exc)
             size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
             rows.append({"name": name, "installed": True, "path": str(path),
                          "size_mb": round(size / 2**20, 1),
-                         "sha256": info.get("files", {}).get("model.safetensors"),
-                         "source": info.get("source")})
+                         "sha256": (info.get("files") or {}).get("model.safetensors"),
+                         "source": info.get("source"), **({"damaged": problem} if problem
+                                                          else {})})
         else:
             manifest = load_manifest(name) if name in KNOWN_MODELS else {}
             rows.append({"name": name, "installed": False, "path": str(home / name),
