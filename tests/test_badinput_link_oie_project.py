@@ -138,6 +138,21 @@ def test_kb_build_tsv_and_obo(tmp_path, kind, content, code, mention):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("langs,mention", [(None, "translation rows"),
+                                           ("xx", "filtered out")])
+def test_kb_build_empty_translation_table(tmp_path, langs, mention):
+    good = text(tmp_path / "good.obo", "[Term]\nid: HP:1\nname: Fever\n")
+    rows = "hpo_id\tlang\tterm_type\ttext\tstatus\n"
+    if langs:
+        rows += "HP:1\tde\tlabel\tFieber\tOFFICIAL\n"
+    table = text(tmp_path / "tr.tsv", rows)
+    out = tmp_path / "kb.jsonl"
+    result = invoke("kb", "build", "--obo", good, "--translations", table, "--out", out,
+                    *(["--langs", langs] if langs else []))
+    assert_refused(result, "E251", "tr.tsv", mention)
+    assert not out.exists()
+
+
 def test_kb_build_empty_source_allowed_with_flag(tmp_path):
     empty = text(tmp_path / "empty.obo", "")
     good = text(tmp_path / "good.obo", "[Term]\nid: HP:1\nname: Fever\n")

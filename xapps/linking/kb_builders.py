@@ -733,6 +733,11 @@ def build_kb(sources: Sequence[Source], *, name: str = "kb",
         for table in translations:
             kb, tr = add_translations(kb, table, id_map=id_map, langs=lang_list,
                                       statuses=statuses, name=name)
+            if not tr.rows and not allow_empty:
+                what = ("translation rows" if not tr.filtered_out else
+                        f"translation rows in the languages and statuses asked for (all "
+                        f"{tr.filtered_out} rows were filtered out by --langs/--statuses)")
+                raise InputError(Errors.E251.format(path=table, what=what, fix=ALLOW_EMPTY))
             report.translations.append({"path": str(table), **tr.to_dict()})
     report.coverage = kb.coverage()
     return kb, report
