@@ -412,3 +412,22 @@ def test_damaged_saved_model_folder_says_recopy(tmp_path, tiny_xlmr_path):
                     "--backbone", model)
     out = assert_refused(result, "E226", "model.safetensors", "Re-copy the folder")
     assert "models install" not in out
+
+
+def test_retriever_with_another_builds_index_is_a_mismatch_not_a_backbone_command(
+        built, tmp_path, tiny_xlmr_path):
+    """Intact files, but the index/ of another retriever (another projection): E223 says the
+    encoder does not fit the index and how to rebuild; no `--backbone colbert:...` advice."""
+    from xapps.retrieval.colbert import ColBERTConfig, ColBERTEncoder
+    from xapps.retrieval.retriever import build_multivector_index
+
+    other = ColBERTEncoder(ColBERTConfig(backbone=str(tiny_xlmr_path), dim=16, seed=1))
+    build_multivector_index(built / "docs.jsonl", tmp_path / "other", encoder=other,
+                            progress=False)
+    mixed = tmp_path / "mixed"
+    shutil.copytree(built / "multivector", mixed)
+    shutil.rmtree(mixed / "index")
+    shutil.copytree(tmp_path / "other" / "index", mixed / "index")
+    out = assert_refused(invoke("index", "search", mixed, "rain"), "E223", str(mixed),
+                         "--kind multivector --encoder")
+    assert "[E010]" not in out and "--backbone colbert:" not in out

@@ -134,5 +134,6 @@ def main(verbose: int) -> None:
     """Cross-lingual NLP applications on one multilingual backbone and one FAISS index layer."""
     level = logging.WARNING - 10 * verbose if verbose else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "urllib3", "huggingface_hub", "transformers", "sentence_transformers"):
+    for noisy in ("httpx", "urllib3", "huggingface_hub", "transformers", "sentence_transformers",
+                  "faiss"):  # faiss logs "Successfully loaded faiss" at INFO on every import
         logging.getLogger(noisy).setLevel(logging.WARNING if verbose < 2 else logging.DEBUG)

@@ -75,9 +75,11 @@ class Retriever:
             raise IndexMismatchError(Errors.E223.format(
                 path=folder, encoder=f"sha256 {encoder.identity['sha256'][:12]}",
                 index=f"sha256 {str(saved.get('sha256'))[:12]}",
-                reason="Its backbone now loads other weights than at build time"
+                reason="The index was built by another encoder (folders mixed up), or the "
+                       "backbone now loads other weights than at build time"
                        + (f" (--backbone {backbone})." if backbone else ".")
-                       + " Pass --backbone with the original weights, or")) from None
+                       + " Put the retriever's own index/ back, pass --backbone with the "
+                         "original weights, or")) from None
         return cls(encoder, index)
 
     def search(self, queries: Sequence[str], k: int = 10,
