@@ -159,7 +159,10 @@ def extract(model, input_path, output, text_field, id_field, lang, batch_size, m
         raise click.BadParameter(str(exc), param_hint="--lang") from None
     # One reading pass before the model loads: a bad line or an empty input fails in
     # seconds, not after the model has loaded (reading is cheap next to extracting).
-    total = sum(1 for _ in read_records(input_path, id_field=id_field, text_field=text_field))
+    total = within = 0
+    for record in read_records(input_path, id_field=id_field, text_field=text_field):
+        total += 1
+        within += len(record.text) <= max_chars
     if not total and not allow_empty:
         raise InputError(Errors.E251.format(path=input_path, what="sentences",
                                             fix=ALLOW_EMPTY))
@@ -177,7 +180,7 @@ def extract(model, input_path, output, text_field, id_field, lang, batch_size, m
     sentences = triples = 0
     started = time.perf_counter()
     with atomic_file(output) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as fh, \
-            tqdm(total=total, desc="extracting open IE", unit=" sentences") as bar:
+            tqdm(total=within, desc="extracting open IE", unit=" sentences") as bar:
         pairs = ((record.text, record) for record in records)
         for doc, record in nlp.pipe(pairs, as_tuples=True, batch_size=batch_size):
             fh.write(json.dumps({"id": record.id, "text": record.text,

@@ -134,8 +134,8 @@ def project(src, tgt, out, src_format, tgt_format, out_format, src_lang, tgt_lan
         raise click.UsageError(f"--include-source applies to JSONL output only; {out} is "
                                f"written as {fmt}.")
     config = _config(config_path, settings)
-    # Checks formats and, unless an MT model will translate, that the source has targets.
-    def read():
+
+    def read():  # checks formats and, unless an MT model will translate, the targets
         return read_pairs(src, tgt, source_format=src_format, target_format=tgt_format,
                           source_lang=src_lang, target_lang=tgt_lang,
                           require_target=tgt is not None or not config.mt_model)
