@@ -328,6 +328,16 @@ def test_project_unwritable_out_refused_before_the_model_loads(readonly_dir, tmp
     assert_refused(result, "E068", "de.jsonl")
 
 
+def test_train_generator_unwritable_out_refused_before_reading(readonly_dir, tmp_path,
+                                                              monkeypatch):
+    src = jsonl(tmp_path / "src.jsonl", SRC)
+    monkeypatch.setattr("xapps.projection.io.read_pairs",
+                        lambda *a, **k: pytest.fail("the data was read"))
+    result = invoke("projection", "train-generator", "--data", src, "--model", "x", "--out",
+                    readonly_dir / "gen")
+    assert_refused(result, "E068", "gen")
+
+
 def test_project_empty_source_allowed_with_flag(tmp_path, tiny):
     src = text(tmp_path / "src.jsonl", "")
     out = tmp_path / "de.jsonl"

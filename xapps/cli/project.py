@@ -272,6 +272,7 @@ def train_generator_command(data_path, data_format, model, out, steps, batch_siz
     )
     from ..projection.io import read_pairs
 
+    ensure_writable(out, fix="Pass --out a folder you can write to.")
     pairs = read_pairs(data_path, source_format=data_format, require_target=False)
     examples = generator_examples((p.source, p.spans) for p in pairs)
     config = GeneratorTrainingConfig(steps=steps, batch_size=batch_size, lr=lr,
