@@ -312,3 +312,33 @@ def test_generator_proposals_become_candidates_even_beyond_the_length_limit(tiny
     pair = ProjectionPair(SOURCE, TARGET, [LabeledSpan(31, 39, "LOC")])  # 1 word -> limit 2
     (span,) = projector.project_one(pair).spans
     assert TARGET[span.start:span.end] == "Comisión Europea se reunió en Bruselas"
+
+
+def test_words_covering_all_matches_words_covering():
+    import random
+
+    from xapps.projection.words import words_covering_all
+
+    rng = random.Random(0)
+    words, pos = [], 0
+    for _ in range(50):
+        pos += rng.randint(0, 2)
+        length = rng.randint(1, 6)
+        words.append((pos, pos + length))
+        pos += length
+    spans = [(s, s + rng.randint(1, 30)) for s in (rng.randint(0, pos) for _ in range(200))]
+    assert words_covering_all(words, spans) == [words_covering(words, s, e) for s, e in spans]
+    assert words_covering_all([], [(0, 1)]) == [(0, 0)]
+
+
+def test_windows_cut_between_spans_and_cover_everything():
+    from xapps.projection.projector import _windows
+
+    assert _windows([(1, 3)], [0], 10, 12, 512) == [(0, 10, 0, 12)]
+    spans = [(3, 6), (60, 70), (125, 131)]
+    windows = _windows(spans, [0, 1, 2], 200, 240, 64)
+    cuts = [a for a, _, _, _ in windows] + [windows[-1][1]]
+    assert cuts[0] == 0 and cuts[-1] == 200 and all(b - a <= 64 for a, b in zip(cuts, cuts[1:]))
+    assert not any(s < cut < e for cut in cuts for s, e in spans)  # never inside a span
+    for a, b, c, d in windows:  # the target window holds the proportional stretch
+        assert c <= a * 240 // 200 and d >= min(240, -(-b * 240 // 200))
