@@ -112,13 +112,17 @@ def build_model(backbone: str, decoder_layers: int, encoder_layers: int | None =
     warm-started from the (encoder) backbone."""
     from transformers import AutoConfig, AutoModelForSeq2SeqLM, EncoderDecoderModel
 
+    from ..backbone import quiet_transformers
+
     path = _resolve(backbone)
     config = AutoConfig.from_pretrained(path)
-    if getattr(config, "is_encoder_decoder", False):
-        return AutoModelForSeq2SeqLM.from_pretrained(path)
-    extra = {"encoder_num_hidden_layers": encoder_layers} if encoder_layers else {}
-    model = EncoderDecoderModel.from_encoder_decoder_pretrained(
-        path, path, decoder_num_hidden_layers=decoder_layers, **extra)
+    # Quiet unless -vv: a warm start's cross-attention and LM head are missing by design.
+    with quiet_transformers():
+        if getattr(config, "is_encoder_decoder", False):
+            return AutoModelForSeq2SeqLM.from_pretrained(path)
+        extra = {"encoder_num_hidden_layers": encoder_layers} if encoder_layers else {}
+        model = EncoderDecoderModel.from_encoder_decoder_pretrained(
+            path, path, decoder_num_hidden_layers=decoder_layers, **extra)
     init_cross_attention_from_self(model.decoder)
     return model
 
@@ -489,12 +493,15 @@ class Seq2SeqGenerator:
 
         tokenizer = AutoTokenizer.from_pretrained(folder / TOKENIZER_DIR)
         config = AutoConfig.from_pretrained(folder / MODEL_DIR)
-        if getattr(config, "model_type", "") == "encoder-decoder":
-            from transformers import EncoderDecoderModel
+        from ..backbone import quiet_transformers
 
-            model = EncoderDecoderModel.from_pretrained(folder / MODEL_DIR)
-        else:
-            model = AutoModelForSeq2SeqLM.from_pretrained(folder / MODEL_DIR)
+        with quiet_transformers():  # the files were checked against their sha256 already
+            if getattr(config, "model_type", "") == "encoder-decoder":
+                from transformers import EncoderDecoderModel
+
+                model = EncoderDecoderModel.from_pretrained(folder / MODEL_DIR)
+            else:
+                model = AutoModelForSeq2SeqLM.from_pretrained(folder / MODEL_DIR)
         vocab = None
         if (folder / VOCAB_FILE).is_file():
             data = json.loads((folder / VOCAB_FILE).read_text())

@@ -162,7 +162,10 @@ def train_generator(examples: Sequence[tuple[str, str]], model: str, out: str | 
     source = str(partial / "model") if resuming else model
     try:
         tok = AutoTokenizer.from_pretrained(model)
-        net = AutoModelForSeq2SeqLM.from_pretrained(source, dtype=torch.float32).to(dev)
+        from ..backbone import quiet_transformers
+
+        with quiet_transformers():  # transformers' load bar and report only with -vv
+            net = AutoModelForSeq2SeqLM.from_pretrained(source, dtype=torch.float32).to(dev)
     except OSError as exc:
         from ..models import store
 
