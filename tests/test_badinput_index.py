@@ -431,3 +431,32 @@ def test_retriever_with_another_builds_index_is_a_mismatch_not_a_backbone_comman
     out = assert_refused(invoke("index", "search", mixed, "rain"), "E223", str(mixed),
                          "--kind multivector --encoder")
     assert "[E010]" not in out and "--backbone colbert:" not in out
+
+
+@pytest.mark.parametrize("kind", ["dense", "multivector"])
+@pytest.mark.parametrize("target", ["folder", "file"])
+def test_index_build_never_replaces_a_foreign_folder_or_file(tmp_path, tiny_xlmr_path, kind,
+                                                             target):
+    """Saving replaces the whole --out folder: a folder that is not an earlier index (a
+    user's documents) or a file (the input itself) is refused before any work (E227)."""
+    src = write(tmp_path / "docs.jsonl", jsonl(DOCS))
+    out = tmp_path / "precious"
+    if target == "folder":
+        write(out / "thesis.txt", "years of work\n")
+    else:
+        out = src
+    before = snapshot(tmp_path)
+    result = invoke("index", "build", "--input", src, "--out", out, "--kind", kind,
+                    "--dim", 16, "--backbone", "no-such-model-anywhere")
+    assert_refused(result, "E227", str(out))
+    assert snapshot(tmp_path) == before
+
+
+def test_retrieval_train_never_replaces_a_foreign_folder(tmp_path):
+    data = write(tmp_path / "pairs.jsonl", '{"query": "q", "positive": "p"}\n')
+    write(tmp_path / "precious" / "thesis.txt", "years of work\n")
+    before = snapshot(tmp_path)
+    result = invoke("retrieval", "train", "--data", data, "--out", tmp_path / "precious",
+                    "--backbone", "no-such-model-anywhere")
+    assert_refused(result, "E227", "precious", "colbert.json")
+    assert snapshot(tmp_path) == before

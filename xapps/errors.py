@@ -371,6 +371,9 @@ class Errors:
             "encoder/ folder of a multi-vector retriever.")
     E226 = ("[E226] The model '{name}' in '{path}' is damaged: {reason}. It was changed or only "
             "partly copied. {fix}")
+    E227 = ("[E227] Cannot write {what} to '{path}': {reason}, and saving replaces the whole "
+            "folder. Nothing was written. Pass a new or empty folder, or one that holds an "
+            "earlier {what} (it is replaced).")
     # artifacts, fact2text, news (E235-E249)
     E235 = ("[E235] The saved {what} '{path}' is damaged: its file '{file}' {problem}. It was "
             "modified, truncated or only partly copied. Copy the folder again from where it "

@@ -6,6 +6,8 @@ import json
 import click
 
 from ..fileio import ensure_writable
+from ..index.manifest import check_replaceable
+from ..retrieval.colbert import CONFIG_FILE
 
 
 def _codes(value: str | None) -> list[str]:
@@ -75,6 +77,7 @@ def train(data_path, unlabeled, pseudo, title_field, text_field, id_field, out, 
         raise click.UsageError("Give --data (labelled JSONL) and/or --unlabeled (pseudo-pairs).")
     # OUT and its OUT.partial checkpoints go beside each other: check before any model loads.
     ensure_writable(out, fix="Pass an --out folder in a location you can write to.")
+    check_replaceable(out, CONFIG_FILE, "a ColBERT encoder")
     if threads:
         import torch
 

@@ -16,6 +16,7 @@ from ..errors import Errors, IndexMismatchError, InputError
 from ..fileio import ensure_writable
 from .base import Hit
 from .dense import DenseIndex
+from .manifest import MANIFEST_NAME, check_replaceable
 
 logger = logging.getLogger("xapps")
 
@@ -45,6 +46,7 @@ def build_index(input_path: str | Path, out: str | Path, *, id_field: str = "id"
     """
     # Before reading, loading or encoding anything: an unwritable --out must not cost the run.
     ensure_writable(out, fix="Pass an --out folder in a location you can write to.")
+    check_replaceable(out, MANIFEST_NAME, "an index")
     records = list(read_records(input_path, id_field=id_field, text_field=text_field))
     if not records:
         raise InputError(Errors.E004.format(path=input_path, reason="it holds no records"))

@@ -231,6 +231,20 @@ def _fsync_tree(root: Path) -> None:
     _fsync_path(root)
 
 
+def check_replaceable(folder: str | os.PathLike[str], marker: str, what: str) -> None:
+    """Refuse (E227) a save target that :func:`atomic_directory` would wrongly replace: a file,
+    or a non-empty folder without ``marker`` (so not an earlier ``what``). Call it before any
+    work, so a wrong --out costs nothing and never deletes a user's folder."""
+    path = Path(folder)
+    reason = None
+    if path.is_file() or (path.is_symlink() and not path.is_dir()):
+        reason = "it is a file"
+    elif path.is_dir() and any(path.iterdir()) and not (path / marker).is_file():
+        reason = f"it is a non-empty folder without {marker}"
+    if reason:
+        raise InputError(Errors.E227.format(what=what, path=path, reason=reason))
+
+
 @contextmanager
 def atomic_directory(final_path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield an empty sibling folder to write into; on success move it to ``final_path``.

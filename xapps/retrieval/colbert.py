@@ -484,9 +484,10 @@ class ColBERTEncoder:
         from safetensors.torch import save_file
 
         from .. import __version__
-        from ..index.manifest import atomic_directory
+        from ..index.manifest import atomic_directory, check_replaceable
 
         folder = Path(folder)
+        check_replaceable(folder, CONFIG_FILE, "a ColBERT encoder")
         with atomic_directory(folder) as tmp:
             if self.projection is not None:
                 save_file({"weight": self.projection.weight.detach().cpu().contiguous()},

@@ -21,7 +21,7 @@ from ..errors import Errors, IndexMismatchError, InputError
 from ..fileio import ensure_writable
 from ..index.base import Hit
 from ..index.build import BuildReport
-from ..index.manifest import read_manifest
+from ..index.manifest import check_replaceable, read_manifest
 from .colbert import ColBERTConfig, ColBERTEncoder
 from .integrity import read_record, seal, verify_files
 
@@ -142,6 +142,7 @@ def build_multivector_index(input_path: str | Path, out: str | Path, *, id_field
                                             expected="an integer >= 1"))
     # Before reading, loading or encoding anything: an unwritable --out must not cost the run.
     ensure_writable(out, fix="Pass an --out folder in a location you can write to.")
+    check_replaceable(out, RETRIEVER_FILE, "a multi-vector retriever")
     records = list(read_records(input_path, id_field=id_field, text_field=text_field))
     if not records:
         raise InputError(Errors.E004.format(path=input_path, reason="it holds no records"))
