@@ -81,8 +81,8 @@ BUILD_CASES = [
     ("tsv-columns", "cols.tsv", "id\ttext\na\tHeavy rain\nb\tMvua\textra\n", "E006",
      ["cols.tsv:3"]),
     ("gz-truncated", "cut.jsonl.gz", gzip.compress(jsonl(
-        {"id": f"d{i}", "text": f"document number {i}"} for i in range(300)).encode())[:300], "E004",
-     ["cut.jsonl.gz"]),
+        {"id": f"d{i}", "text": f"document number {i}"} for i in range(300)).encode())[:300],
+     "E004", ["cut.jsonl.gz"]),
 ]
 
 

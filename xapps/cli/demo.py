@@ -18,7 +18,7 @@ DEMO_QUERIES = (
 @click.command()
 @click.option("--out", type=click.Path(), default=None,
               help="Where to keep the index (default: a temporary folder).")
-@click.option("-k", default=3, show_default=True)
+@click.option("-k", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--backbone", default="me5-small", show_default=True)
 def demo(out, k, backbone) -> None:
     """Index the packaged 8-language sample with me5-small and run cross-lingual queries."""

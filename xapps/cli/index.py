@@ -24,16 +24,19 @@ def index() -> None:
               help="Installed model name, local model folder or hub name.")
 @click.option("--index-type", type=click.Choice(["auto", "flat", "hnsw", "ivfpq"]),
               default="auto", show_default=True, help="auto: flat < 50k, HNSW < 1M, else IVF-PQ.")
-@click.option("--batch-size", default=64, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64,
+              show_default=True)
 @click.option("--no-text", is_flag=True, help="Do not store the texts in the index metadata.")
 @click.option("--device", default=None, help="torch device (default: cuda when present).")
-@click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch CPU threads (default: torch's).")
 @click.option("--kind", type=click.Choice(["dense", "multivector"]), default="dense",
               show_default=True, help="dense: one vector per document; multivector: ColBERT "
                                       "token vectors in a PLAID-style compressed index.")
 @click.option("--encoder", default=None, type=click.Path(),
               help="multivector: a saved ColBERT encoder (default: untrained on --backbone).")
-@click.option("--dim", default=128, show_default=True,
+@click.option("--dim", type=click.IntRange(min=0), default=128,
+              show_default=True,
               help="multivector: token projection size (0: the backbone's hidden size).")
 @click.option("--nbits", type=click.Choice(["1", "2", "4"]), default="2", show_default=True,
               help="multivector: bits per dimension of the compressed residuals.")
@@ -69,13 +72,15 @@ def build(input_path, out, id_field, text_field, backbone, index_type, batch_siz
 @index.command("search")
 @click.argument("path", type=click.Path())
 @click.argument("queries", nargs=-1, required=True)
-@click.option("-k", default=10, show_default=True, help="Hits per query.")
+@click.option("-k", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Hits per query.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per query.")
 @click.option("--backbone", default=None,
               help="Override the backbone named in the manifest (multivector: where the "
                    "encoder's backbone weights are now; they must be the same weights).")
 @click.option("--mmap", is_flag=True, help="Memory-map the index files instead of reading them.")
-@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch CPU threads.")
 @click.option("--lang", default=None,
               help="multivector: the queries' language (routes adapters / centering; default: "
                    "detected per query when the encoder has any).")

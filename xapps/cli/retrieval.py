@@ -35,7 +35,9 @@ def retrieval() -> None:
 @click.option("--encoder", "encoder_path", type=click.Path(), default=None,
               help="A saved encoder to continue from; default: a new one on --backbone.")
 @click.option("--backbone", default="me5-small", show_default=True)
-@click.option("--dim", default=128, show_default=True, help="Projection size of a new encoder.")
+@click.option("--dim", type=click.IntRange(min=1), default=128,
+              show_default=True,
+              help="Projection size of a new encoder.")
 @click.option("--train", "train", type=click.Choice(["projection", "adapters",
                                                       "projection+adapters"]),
               default="projection", show_default=True)
@@ -44,20 +46,23 @@ def retrieval() -> None:
 @click.option("--teacher", default=None,
               help="Single-vector model to distil scores from, e.g. me5-small.")
 @click.option("--distill-weight", default=1.0, show_default=True)
-@click.option("--steps", default=500, show_default=True)
-@click.option("--batch-size", default=32, show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=500,
+              show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32,
+              show_default=True)
 @click.option("--negatives", "n_negatives", default=1, show_default=True,
               help="Hard negatives per example.")
 @click.option("--lr", default=1e-3, show_default=True, help="Projection learning rate.")
 @click.option("--adapter-lr", default=3e-4, show_default=True)
 @click.option("--temperature", default=1.0, show_default=True)
-@click.option("--checkpoint-every", default=100, show_default=True)
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=100,
+              show_default=True)
 @click.option("--average-last", default=1, show_default=True,
               help="Average the trainable weights of the last N checkpoints.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--no-resume", is_flag=True, help="Start over instead of resuming OUT.partial.")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: GPU if present).")
-@click.option("--threads", type=int, default=None)
+@click.option("--threads", type=click.IntRange(min=1), default=None)
 def train(data_path, unlabeled, pseudo, title_field, text_field, id_field, out, encoder_path,
           backbone, dim, train, adapter_langs, teacher, distill_weight, steps, batch_size,
           n_negatives, lr, adapter_lr, temperature, checkpoint_every, average_last, seed,
