@@ -160,15 +160,20 @@ def main() -> None:
     print("sets:", json.dumps(counts), flush=True)
     results_path = HERE / "results" / "f2t.json"
     payload = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    previous = {"date": payload.get("date"), "cpu": payload.get("cpu"),
+                "threads": payload.get("threads")}
+    for entry in payload.get("generators", {}).values():  # runs from before per-run records
+        for key, value in previous.items():
+            entry.setdefault(key, value)
     payload.update({"date": datetime.now().isoformat(timespec="seconds"), "cpu": cpu_name(),
                     "sets": counts, "threads": args.threads})
     payload.setdefault("generators", {})
     from xapps.fact2text.evaluate import language_rate
 
     # the identifier's own ceiling: how many of the references it puts in their language
-    payload["reference_language_rate"] = {
+    payload.setdefault("reference_language_rate", {}).update({
         lang: round(language_rate([e.texts[0] for e in sets[lang]["test"]], lang), 4)
-        for lang in langs}
+        for lang in langs})
     for name in args.generators.split(","):
         if name == "retrieval":
             from xapps.fact2text.retrieval import RetrievalGenerator
@@ -177,9 +182,17 @@ def main() -> None:
             gen = RetrievalGenerator().fit([e for lang in langs for e in sets[lang]["train"]])
             fit_s = time.perf_counter() - t0
             res = evaluate(gen, sets, langs)
-            payload["generators"]["retrieval"] = {"fit_s": round(fit_s, 1), "results": res,
-                                                  "command": " ".join(sys.argv),
-                                                  "date": payload["date"]}
+            run = {"date": payload["date"], "cpu": payload["cpu"], "threads": args.threads}
+            for r in res.values():
+                r.update(run)
+            # a run on some languages (--langs) keeps the other languages' earlier rows,
+            # each with the date, CPU and threads it was measured with
+            earlier = payload["generators"].get("retrieval", {})
+            kept = {lang: {**{k: earlier.get(k) or v for k, v in previous.items()}, **r}
+                    for lang, r in earlier.get("results", {}).items() if lang not in res}
+            payload["generators"]["retrieval"] = {
+                "fit_s": round(fit_s, 1), "fit_langs": langs, "results": {**res, **kept},
+                "command": " ".join(sys.argv), **run}
         elif name == "seq2seq":
             from xapps.fact2text import load_generator
 
@@ -202,9 +215,9 @@ def main() -> None:
     write_table(payload)
 
 
-def _rate(result: dict, key: str = "language_rate") -> str:
+def _rate(result: dict, key: str = "language_rate", digits: int = 2) -> str:
     rate = result.get(key)
-    return "–" if rate is None else f"{rate:.2f}"
+    return "–" if rate is None else f"{rate:.{digits}f}"
 
 
 def write_table(payload: dict) -> None:
@@ -217,7 +230,8 @@ def write_table(payload: dict) -> None:
              "plain 'subject predicate object.' (no template in the language); foreign: share "
              "of outputs that keep entities of the retrieved reference not in the input "
              "(both reported by the retrieval generator, '–' for others or runs before they "
-             "were measured).",
+             "were measured). A set shown with a date was measured in that earlier run (see "
+             "below the table), not in this one.",
              "", "| generator | set | BLEU | chrF++ | fact coverage | hallucination rate | "
              "in target language | fallback | foreign | fact sets/s |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -229,11 +243,24 @@ def write_table(payload: dict) -> None:
               "seq2seq+force-entities": "the same few-shot model, force-copy entity decoding"}
     for name, gen in payload["generators"].items():
         for lang, r in gen["results"].items():
-            lines.append(f"| {labels.get(name, name)} | {lang} | {r['bleu']:.2f} | "
+            when = r.get("date") or gen.get("date") or payload["date"]
+            # rows kept from an earlier run than the table's date say when they were measured
+            shown = lang if when[:10] == payload["date"][:10] else f"{lang} ({when[:10]})"
+            lines.append(f"| {labels.get(name, name)} | {shown} | {r['bleu']:.2f} | "
                          f"{r['chrf++']:.2f} | {r['fact_coverage']:.3f} | "
                          f"{r['hallucination_rate']:.3f} | {_rate(r)} | "
-                         f"{_rate(r, 'fallback_rate')} | {_rate(r, 'foreign_rate')} | "
+                         f"{_rate(r, 'fallback_rate', 3)} | {_rate(r, 'foreign_rate', 3)} | "
                          f"{r['fact_sets_per_second']:,.1f} |")
+    earlier = sorted({(r.get("date") or gen.get("date"), r.get("cpu") or gen.get("cpu"),
+                       r.get("threads") or gen.get("threads"))
+                      for gen in payload["generators"].values()
+                      for r in gen["results"].values()
+                      if (r.get("date") or gen.get("date") or payload["date"])[:10]
+                      != payload["date"][:10]})
+    if earlier:
+        lines += ["", "Sets shown with a date were measured in an earlier run: " + "; ".join(
+            sorted({f"{d[:10]} on {cpu}, {threads} threads" for d, cpu, threads in earlier}))
+            + "."]
     if "reference_language_rate" in payload:
         lines += ["", "References in their target language (langid, first reference): " +
                   ", ".join(f"{lang} {rate:.2f}"

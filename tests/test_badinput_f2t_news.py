@@ -342,6 +342,21 @@ def test_retrieval_marks_fallbacks_and_foreign_entities(tiny_xlmr_path, retrieva
                     "m")])
     got = two.generate_detailed([[Fact("Bergen", "leader", "Marte Mjøs")]], "cy")[0]
     assert (got.text, got.foreign) == ("Arweinydd Bergen yw Marte Mjøs.", [])
+    # facts the first reference leaves and no template writes: a second reference that
+    # says exactly them is used instead of the plain fallback
+    examples = [F2TExample([Fact(*f) for f in r["facts"]], r["texts"], r["lang"], r["id"])
+                for r in TRAIN]
+    examples.append(F2TExample([Fact("Oslo", "mayor since", "2015"),
+                                Fact("Oslo", "population", "700000")],
+                               ["Mae gan Oslo 700000 o bobl a'i maer ers 2015."], "cy", "m"))
+    both = RetrievalGenerator(backbone=str(tiny_xlmr_path), k=10).fit(examples)
+    got = both.generate_detailed([[Fact("Bergen", "leader", "Marte Mjøs"),
+                                   Fact("Bergen", "country", "Norway"),
+                                   Fact("Bergen", "mayor since", "2021"),
+                                   Fact("Bergen", "population", "285000")]], "cy")[0]
+    assert (got.fallback, got.foreign) == ([], [])
+    assert "Mae gan Bergen 285000 o bobl a'i maer ers 2021." in got.text
+    assert "Mae Bergen yn Norway a'i arweinydd yw Marte Mjøs." in got.text
     # the CLI writes the marks and says how many outputs fell back
     facts = _jsonl(tmp_path / "f.jsonl", [{"id": "b", "facts": [
         ["Bergen", "leader", "Marte Mjøs"], ["Bergen", "mayor since", "2021"]]}])
@@ -514,3 +529,21 @@ def test_damaged_seq2seq_checkpoint_is_refused_on_resume(target, tmp_path, tiny_
     with pytest.raises(InputError, match=rf"E239.*gen.partial.*{target}.*Delete"):
         train_generator(examples, str(tiny_mt5_path), tmp_path / "gen", config,
                         progress=False)
+
+
+def test_over_long_records_are_verbalised_and_encoded(retrieval_dir, files, news_dir,
+                                                      tmp_path):
+    # a 1 MB entity: the retrieval key is the predicates, the entity is copied as it is
+    facts = _jsonl(tmp_path / "long.jsonl", [{"id": "long", "facts": [
+        ["Aarhus " + "x" * 1_000_000, "leader", "Jacob Bundsgaard"]]}])
+    result = invoke("f2t", "generate", "--model", retrieval_dir, "--facts", facts, "--lang",
+                    "cy", "--output", tmp_path / "o.jsonl")
+    assert result.exit_code == 0, result.output
+    assert len(json.loads((tmp_path / "o.jsonl").read_text())["text"]) > 1_000_000
+    # a 100 kB news title is encoded in windows, not refused and not fatal
+    news = _tsv(tmp_path / "news.tsv", NEWS + [("N5", "c", "s", "long " * 20_000, "", "", "",
+                                                "")])
+    result = invoke("news", "recommend", "--model", news_dir, "--news", news, "--user-history",
+                    "N1", "-k", "4", "--cache", tmp_path / "cache")
+    assert result.exit_code == 0, result.output
+    assert "N5" in result.stdout

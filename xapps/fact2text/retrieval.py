@@ -4,15 +4,17 @@ For an input fact set in language L, find the training examples of L whose fact 
 most like it -- predicates first: each example is keyed by its sorted predicates, embedded
 by the shared backbone into a FAISS index per language -- then take the best one's
 reference and put the input's entities in place of its own (its facts aligned to the input's
-by predicate). Input facts that no retrieved fact covers get a sentence from a per-predicate
-template learned from the examples of L (single-fact ones, and the sentences of longer
-references that state one fact alone), or of its most similar predicate; when L has none, a
-plain "subject predicate object." -- not a sentence of L, so the output says so
-(:class:`Generation`.fallback, the fallback rate in the metrics). Entities of the retrieved
-reference that the input does not have are cut with their sentence where possible; a
-reference that still carries them ranks below a clean one and below template sentences, and
-the output names them (:class:`Generation`.foreign). The output names what the input names, so fact coverage is high and
-hallucination low by construction; fluency is the training references'.
+by predicate). Input facts that it does not cover are written by a second reference
+retrieved for them alone, when one writes exactly them and names nothing else; the rest get
+a sentence from a per-predicate template learned from the examples of L (single-fact ones,
+and the sentences of longer references that state one fact alone), or of its most similar
+predicate; when L has none, a plain "subject predicate object." -- not a sentence of L, so
+the output says so (:class:`Generation`.fallback, the fallback rate in the metrics).
+Entities of the retrieved reference that the input does not have are cut with their
+sentence where possible; a reference that still carries them ranks below a clean one and
+below template sentences, and the output names them (:class:`Generation`.foreign). The
+output names what the input names, so fact coverage is high and hallucination low by
+construction; fluency is the training references'.
 
 A reference whose entities are written differently from the facts (a translated name) cannot
 be relexicalised fully; such candidates rank lower, and what is left of them counts as
@@ -35,7 +37,7 @@ from ..artifacts import FILES_KEY, read_cfg, record_files, verify_files
 from ..errors import Errors, IndexMismatchError, InputError
 from ..fileio import atomic_write_text
 from .data import F2TExample, Fact
-from .evaluate import _candidate_tokens
+from .evaluate import _candidate_tokens, coverage, hallucinations
 from .lexicon import EntityLexicon
 
 logger = logging.getLogger("xapps")
@@ -173,6 +175,13 @@ class Generation:
 
 
 @dataclass
+class _Choice:
+    text: str | None  # the relexicalised reference (None: no candidate)
+    rest: list[Fact]  # input facts it does not cover
+    foreign: list[str]  # its own entities that stayed in the text
+
+
+@dataclass
 class _Indexed:
     examples: list[F2TExample]
     signatures: list[str]
@@ -291,7 +300,22 @@ class RetrievalGenerator:
         # the entities as the language writes them (learned renderings), for the output
         rendered = [[Fact(lexicon.render(f.subject), f.predicate, lexicon.render(f.object),
                           f.qualifiers) for f in fs] for fs in fact_sets]
-        out = [self._one(list(fs), row, store, lang) for fs, row in zip(rendered, hits)]
+        first = [self._best(list(fs), row, store) for fs, row in zip(rendered, hits)]
+        # facts the first reference does not cover and no template can write: a second
+        # reference, retrieved for those facts alone, in one batch
+        second: dict[int, _Choice] = {}
+        need = [i for i, c in enumerate(first) if c.text and c.rest and not c.foreign
+                and self._from_templates(c.rest, lang)[1]]
+        if need:
+            rest_hits = store.index.search(
+                self._encode([signature(first[i].rest) for i in need]),
+                k=min(self.cfg["k"], len(store.by_signature)))
+            for i, row in zip(need, rest_hits):
+                choice = self._best(first[i].rest, row, store)
+                if choice.text and _faithful(choice, first[i].rest):
+                    second[i] = choice
+        out = [self._finish(list(fs), c, second.get(i), lang)
+               for i, (fs, c) in enumerate(zip(rendered, first))]
         fallbacks = sum(bool(g.fallback) for g in out)
         if fallbacks:
             logger.warning("fact2text retrieval: %d of %d outputs in '%s' write some facts as "
@@ -300,8 +324,9 @@ class RetrievalGenerator:
                            lang, lang)
         return out
 
-    def _one(self, facts: list[Fact], hits, store: _Indexed, lang: str) -> Generation:
-        best: tuple[float, str, list[tuple[int, int]], list[str]] | None = None
+    def _best(self, facts: list[Fact], hits, store: _Indexed) -> "_Choice":
+        """The best relexicalised reference among ``hits`` for ``facts``."""
+        best: tuple[float, _Choice] | None = None
         inputs = {e for f in facts for e in (f.subject, f.object)}
         for hit in hits:
             for ei in store.by_signature[hit.id][:5]:
@@ -319,23 +344,28 @@ class RetrievalGenerator:
                     score = (hit.score - 0.5 * missing_own - 0.7 * unaligned_c
                              - 0.3 * unaligned_f - 2.0 * bool(foreign))
                     if best is None or score > best[0]:
-                        best = (score, out, pairs, foreign)
-        if best is None:
-            text, fallback = self._from_templates(facts, lang)
-            return Generation(text, fallback)
-        _, out, pairs, foreign = best
-        if foreign:
+                        covered = {fi for _, fi in pairs}
+                        best = (score, _Choice(out, [f for i, f in enumerate(facts)
+                                                     if i not in covered], foreign))
+        return best[1] if best is not None else _Choice(None, list(facts), [])
+
+    def _finish(self, facts: list[Fact], choice: "_Choice", second: "_Choice | None",
+                lang: str) -> Generation:
+        if choice.text is None:
+            return Generation(*self._from_templates(facts, lang))
+        if choice.foreign:
             # sentences from the language's templates say only what the input says
             text, fallback = self._from_templates(facts, lang)
             if not fallback:
                 return Generation(text)
-        covered = {fi for _, fi in pairs}
-        rest = [f for i, f in enumerate(facts) if i not in covered]
+        out, rest = choice.text, choice.rest
+        if second is not None:
+            out, rest = out.rstrip() + " " + second.text, second.rest
         fallback: list[str] = []
         if rest:
             more, fallback = self._from_templates(rest, lang)
             out = (out.rstrip() + " " + more).strip()
-        return Generation(out, fallback, foreign)
+        return Generation(out, fallback, choice.foreign)
 
     def _from_templates(self, facts: Sequence[Fact], lang: str) -> tuple[str, list[str]]:
         """One sentence per fact from the language's templates (of the predicate, else of
@@ -389,6 +419,21 @@ class RetrievalGenerator:
         gen = cls(**{k: v for k, v in cfg.items() if k in known})
         examples = list(read_jsonl(folder / EXAMPLES_FILE))
         return gen._fit(examples, saved_indexes=folder / INDEX_DIR)
+
+
+def _faithful(choice: _Choice, facts: Sequence[Fact]) -> bool:
+    """Whether a second reference adds only what ``facts`` say: it covers some of them,
+    writes their entities, and names nothing else (no leftover or unlocated name of its
+    own, which a plain "subject predicate object." would not have either)."""
+    covered = [f for f in facts if f not in choice.rest]
+    return bool(covered and not choice.foreign and choice.text
+                and all(_all_present(f, choice.text) for f in covered)
+                and hallucinations(facts, choice.text)[0] == 0)
+
+
+def _all_present(fact: Fact, text: str) -> bool:
+    present, total = coverage([fact], text)
+    return present == total
 
 
 def leftovers(text: str, candidate: Sequence[Fact], pairs: Sequence[tuple[int, int]],
