@@ -147,3 +147,13 @@ def test_packaged_pipeline_config_assembles(tiny_xlmr_path):
     assert nlp.pipe_names == ["sentencizer", "xapps_encoder"]
     doc = nlp("Une phrase. Another sentence.")
     assert len(list(doc.sents)) == 2 and doc.vector.shape == (32,)
+
+
+@pytest.mark.parametrize("content", ["", '{"backbone": ', "[1, 2]"])
+def test_damaged_saved_cfg_is_named(nlp, tmp_path, content):
+    from xapps.errors import ModelError
+
+    nlp.to_disk(tmp_path / "pipe")
+    (tmp_path / "pipe" / "xapps_encoder" / "cfg.json").write_text(content, encoding="utf-8")
+    with pytest.raises(ModelError, match=r"\[E145\].*xapps_encoder.*cfg.json' is damaged"):
+        spacy.load(tmp_path / "pipe")

@@ -15,7 +15,8 @@ from spacy.tokens import Doc
 from . import extensions
 from .backbone import Backbone, load_backbone
 from .batching import BatchedComponent
-from .errors import ModelError
+from .errors import Errors, ModelError
+from .fileio import atomic_write_text
 
 logger = logging.getLogger("xapps")
 
@@ -93,15 +94,22 @@ class XappsEncoder(BatchedComponent):
             cfg["backbone_source"] = self.cfg["backbone"]
         backbone = self._backbone
         cfg["backbone_sha256"] = backbone.sha256 if backbone is not None else None
-        (path / CFG_FILE).write_text(json.dumps(cfg, indent=2), encoding="utf-8")
+        atomic_write_text(path / CFG_FILE, json.dumps(cfg, indent=2))
 
     def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> "XappsEncoder":
         path = Path(path)
         cfg_file = path / CFG_FILE
         if not cfg_file.exists():
-            raise ModelError(f"xapps_encoder: '{cfg_file}' is missing. The folder is not a saved "
-                             "xapps_encoder; save the pipeline again with nlp.to_disk().")
-        cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
+            raise ModelError(Errors.E145.format(path=path, factory="xapps_encoder",
+                                                reason=f"'{CFG_FILE}' is missing"))
+        try:
+            cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
+            if not isinstance(cfg, dict):
+                raise ValueError(f"it holds a JSON {type(cfg).__name__}, not an object")
+        except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+            raise ModelError(Errors.E145.format(
+                path=path, factory="xapps_encoder",
+                reason=f"'{CFG_FILE}' is damaged ({exc})")) from None
         saved_sha = cfg.pop("backbone_sha256", None)
         cfg.pop("backbone_source", None)
         if cfg.get("save_weights") and (path / WEIGHTS_DIR).is_dir():

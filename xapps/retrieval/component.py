@@ -18,7 +18,8 @@ from spacy.tokens import Doc
 
 from .. import extensions
 from ..batching import BatchedComponent
-from ..errors import InputError
+from ..errors import Errors, InputError
+from ..fileio import atomic_write_text
 
 CFG_FILE = "cfg.json"
 RETRIEVER_DIR = "retriever"
@@ -82,17 +83,25 @@ class XmRetriever(BatchedComponent):
             if target.exists():
                 shutil.rmtree(target)
             shutil.copytree(self._source, target)
-        (path / CFG_FILE).write_text(json.dumps(dict(self.cfg, retriever=RETRIEVER_DIR),
-                                                indent=2), encoding="utf-8")
+        atomic_write_text(path / CFG_FILE,
+                          json.dumps(dict(self.cfg, retriever=RETRIEVER_DIR), indent=2))
 
     def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> XmRetriever:
         from .retriever import Retriever
 
         path = Path(path)
         if not (path / CFG_FILE).exists():
-            raise InputError(f"xm_retriever: '{path / CFG_FILE}' is missing; the folder is not "
-                             "a saved xm_retriever. Save the pipeline again with nlp.to_disk().")
-        self.cfg.update(json.loads((path / CFG_FILE).read_text(encoding="utf-8")))
+            raise InputError(Errors.E145.format(path=path, factory="xm_retriever",
+                                                reason=f"'{CFG_FILE}' is missing"))
+        try:
+            cfg = json.loads((path / CFG_FILE).read_text(encoding="utf-8"))
+            if not isinstance(cfg, dict):
+                raise ValueError(f"it holds a JSON {type(cfg).__name__}, not an object")
+        except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+            raise InputError(Errors.E145.format(
+                path=path, factory="xm_retriever",
+                reason=f"'{CFG_FILE}' is damaged ({exc})")) from None
+        self.cfg.update(cfg)
         self._source = path / RETRIEVER_DIR
         self.retriever = Retriever.load(self._source)
         return self
