@@ -460,3 +460,20 @@ def test_retrieval_train_never_replaces_a_foreign_folder(tmp_path):
                     "--backbone", "no-such-model-anywhere")
     assert_refused(result, "E227", "precious", "colbert.json")
     assert snapshot(tmp_path) == before
+
+
+def test_multivector_whose_backbone_moved_says_to_pass_backbone(tmp_path, tiny_xlmr_path):
+    backbone = tmp_path / "backbone"
+    shutil.copytree(tiny_xlmr_path, backbone)
+    src = write(tmp_path / "docs.jsonl", jsonl(DOCS))
+    result = invoke("index", "build", "--kind", "multivector", "--dim", 16, "--input", src,
+                    "--out", tmp_path / "mv", "--backbone", backbone)
+    assert result.exit_code == 0, result.output
+    backbone.rename(tmp_path / "moved")
+    from xapps.backbone import clear_cache
+
+    clear_cache()
+    assert_refused(invoke("index", "search", tmp_path / "mv", "rain"), "E020",
+                   str(backbone), "--backbone FOLDER")
+    result = invoke("index", "search", tmp_path / "mv", "rain", "--backbone", tmp_path / "moved")
+    assert result.exit_code == 0, result.output

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import Errors, IndexMismatchError, InputError
+from ..errors import Errors, IndexMismatchError, InputError, ModelError
 from ..fileio import ensure_writable
 from ..index.base import Hit
 from ..index.build import BuildReport
@@ -62,7 +62,14 @@ class Retriever:
                 path=folder, reason=f"it has no {RETRIEVER_FILE}, so it is not a multi-vector "
                                     "retriever built by `xapps index build --kind multivector`"))
         verify_retriever(folder)
-        encoder = ColBERTEncoder.load(folder / "encoder", device=device, backbone=backbone)
+        try:
+            encoder = ColBERTEncoder.load(folder / "encoder", device=device, backbone=backbone)
+        except ModelError as exc:
+            if "[E020]" not in str(exc) or backbone:
+                raise
+            # The backbone recorded at build time is gone (a moved folder, another machine).
+            raise ModelError(f"{exc} For this retriever, pass the folder that now holds its "
+                             "backbone: `xapps index search ... --backbone FOLDER`.") from None
         try:
             index = load_index(folder / "index", backbone=encoder.identity, dim=encoder.dim,
                                mmap=mmap)
