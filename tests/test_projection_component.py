@@ -315,7 +315,11 @@ def test_to_disk_spacy_load_round_trip(nlp, tmp_path):
     assert again.cfg == saved and again.config == nlp.get_pipe("annotation_projector").config
     docs = source_docs(loaded)
     got = [projection_spans(again(doc)._.projection) for doc in docs]
-    assert got == expected
+    # Spans exactly; scores to float noise (one doc alone vs a padded batch, and the thread
+    # split of a busy CPU, change the last digit of a rounded score now and then).
+    assert [[s[:3] for s in d] for d in got] == [[s[:3] for s in d] for d in expected]
+    assert [s[3] for d in got for s in d] == pytest.approx(
+        [s[3] for d in expected for s in d], abs=1e-5)
 
 
 def test_from_disk_names_a_folder_without_cfg(nlp, tmp_path):
