@@ -68,6 +68,10 @@ BUILD_CASES = [
      ["nofield.jsonl:2", "'text'", "--text-field"]),
     ("empty-text", "emptytext.jsonl", jsonl(DOCS[:1]) + '{"id": "x", "text": "  "}\n', "E003",
      ["emptytext.jsonl:2"]),
+    ("text-not-string", "num.jsonl", jsonl(DOCS[:1]) + '{"id": "x", "text": 42}\n', "E058",
+     ["num.jsonl:2", "'text'", "42", "a string"]),
+    ("id-not-scalar", "objid.jsonl", jsonl(DOCS[:1]) + '{"id": {"a": 1}, "text": "t"}\n',
+     "E058", ["objid.jsonl:2", "'id'"]),
     ("non-utf8", "latin1.jsonl", jsonl(DOCS[:1]).encode() + '{"id": "x", "text": "café"}\n'
      .encode("latin-1"), "E004", ["latin1.jsonl:2", "not UTF-8"]),
     ("binary", "blob.jsonl", b"\x00\xff\xfe\x89PNG\r\n\x1a\n\x00\x00\xde\xad", "E004",

@@ -92,13 +92,29 @@ def _make_record(obj: dict, where: str, id_field: str, text_field: str) -> Recor
             raise InputError(Errors.E002.format(where=where, field=fld, option=option,
                                                 available=", ".join(sorted(obj)) or "(none)"))
     text = obj[text_field]
+    if text is not None and not isinstance(text, str):
+        raise InputError(Errors.E058.format(
+            what=f"{where}: field '{text_field}'", value=_short(text),
+            expected="a string", fix="Fix the record, or pass the field that holds the text "
+                                     "with --text-field."))
     if not isinstance(text, str) or not text.strip():
         raise InputError(Errors.E003.format(where=where, field=text_field))
     record_id = obj[id_field]
+    if isinstance(record_id, (dict, list, bool)):
+        raise InputError(Errors.E058.format(
+            what=f"{where}: field '{id_field}'", value=_short(record_id),
+            expected="a string or a number", fix="Fix the record, or pass the field that "
+                                                 "holds the id with --id-field."))
     if record_id is None or (isinstance(record_id, str) and not record_id.strip()):
         raise InputError(Errors.E003.format(where=where, field=id_field))
     meta = {k: v for k, v in obj.items() if k not in (id_field, text_field)}
     return Record(str(record_id), text, meta, where)
+
+
+def _short(value: object, limit: int = 60) -> object:
+    """A value short enough to quote in a message."""
+    text = repr(value)
+    return value if len(text) <= limit else text[:limit] + "..."
 
 
 def _read_txt_file(path: Path) -> Iterator[Record]:
