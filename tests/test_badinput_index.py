@@ -32,6 +32,11 @@ def write(path: Path, content: str | bytes) -> Path:
     return path
 
 
+def kind_args(kind: str) -> tuple:
+    """--kind, and a small projection for multi-vector builds (--dim is refused for dense)."""
+    return ("--kind", kind) + (("--dim", 16) if kind == "multivector" else ())
+
+
 def truncate(path: Path) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
@@ -99,8 +104,8 @@ def test_index_build_refuses_bad_input(tmp_path, tiny_xlmr_path, kind, name, fna
     if content is not None:
         write(src, content)
     before = snapshot(tmp_path)
-    result = invoke("index", "build", "--input", src, "--out", tmp_path / "idx", "--kind", kind,
-                    "--dim", 16, "--backbone", tiny_xlmr_path)
+    result = invoke("index", "build", "--input", src, "--out", tmp_path / "idx",
+                    *kind_args(kind), "--backbone", tiny_xlmr_path)
     assert_refused(result, code, *mentions)
     assert snapshot(tmp_path) == before
 
@@ -168,8 +173,8 @@ def built(tmp_path_factory, tiny_xlmr_path):
     root = tmp_path_factory.mktemp("built")
     src = write(root / "docs.jsonl", jsonl(DOCS))
     for kind in ("dense", "multivector"):
-        result = invoke("index", "build", "--input", src, "--out", root / kind, "--kind", kind,
-                        "--dim", 16, "--backbone", tiny_xlmr_path)
+        result = invoke("index", "build", "--input", src, "--out", root / kind,
+                        *kind_args(kind), "--backbone", tiny_xlmr_path)
         assert result.exit_code == 0, result.output
     return root
 
@@ -450,8 +455,8 @@ def test_index_build_never_replaces_a_foreign_folder_or_file(tmp_path, tiny_xlmr
     else:
         out = src
     before = snapshot(tmp_path)
-    result = invoke("index", "build", "--input", src, "--out", out, "--kind", kind,
-                    "--dim", 16, "--backbone", "no-such-model-anywhere")
+    result = invoke("index", "build", "--input", src, "--out", out, *kind_args(kind),
+                    "--backbone", "no-such-model-anywhere")
     assert_refused(result, "E227", str(out))
     assert snapshot(tmp_path) == before
 
@@ -481,3 +486,39 @@ def test_multivector_whose_backbone_moved_says_to_pass_backbone(tmp_path, tiny_x
                    str(backbone), "--backbone FOLDER")
     result = invoke("index", "search", tmp_path / "mv", "rain", "--backbone", tmp_path / "moved")
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("args,options", [
+    (("--kind", "dense", "--nbits", "4"), "--nbits"),
+    (("--encoder", "enc", "--lang-field", "lang"), "--encoder, --lang-field"),
+    (("--kind", "multivector", "--index-type", "hnsw"), "--index-type"),
+    (("--kind", "multivector", "--encoder", "enc", "--dim", "8"), "--dim"),
+])
+def test_index_build_refuses_options_its_kind_would_ignore(tmp_path, args, options):
+    """Mismatched options are refused before any work (E228), not silently ignored."""
+    src = write(tmp_path / "docs.jsonl", jsonl(DOCS))
+    before = snapshot(tmp_path)
+    result = invoke("index", "build", "--input", src, "--out", tmp_path / "idx", *args,
+                    "--backbone", "no-such-model-anywhere")
+    assert_refused(result, "E228", options)
+    assert snapshot(tmp_path) == before
+
+
+def test_index_build_with_saved_encoder_honours_backbone(built, tmp_path, tiny_xlmr_path):
+    """--encoder with an explicit --backbone: the encoder's backbone from its new place (the
+    same weights, so the identity and the vectors are unchanged)."""
+    moved = tmp_path / "moved"
+    shutil.copytree(tiny_xlmr_path, moved)
+    result = invoke("index", "build", "--kind", "multivector", "--input",
+                    built / "docs.jsonl", "--encoder", built / "multivector" / "encoder",
+                    "--backbone", moved, "--out", tmp_path / "mv")
+    assert result.exit_code == 0, result.output
+    again = json.loads((tmp_path / "mv" / "retriever.json").read_text())
+    first = json.loads((built / "multivector" / "retriever.json").read_text())
+    assert again["encoder"]["sha256"] == first["encoder"]["sha256"]
+    other = _other_tiny_model(tmp_path, tiny_xlmr_path)
+    result = invoke("index", "build", "--kind", "multivector", "--input",
+                    built / "docs.jsonl", "--encoder", built / "multivector" / "encoder",
+                    "--backbone", other, "--out", tmp_path / "mv2")
+    assert_refused(result, "E224", str(other))
+    assert not (tmp_path / "mv2").exists()

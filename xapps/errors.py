@@ -374,6 +374,7 @@ class Errors:
     E227 = ("[E227] Cannot write {what} to '{path}': {reason}, and saving replaces the whole "
             "folder. Nothing was written. Pass a new or empty folder, or one that holds an "
             "earlier {what} (it is replaced).")
+    E228 = ("[E228] {options} cannot be used here: {reason}. Nothing was done. {fix}")
     # artifacts, fact2text, news (E235-E249)
     E235 = ("[E235] The saved {what} '{path}' is damaged: its file '{file}' {problem}. It was "
             "modified, truncated or only partly copied. Copy the folder again from where it "

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import Errors, InputError
 from ..index import build as index_build
 
 
@@ -46,15 +47,18 @@ def index() -> None:
 def build(input_path, out, id_field, text_field, backbone, index_type, batch_size, no_text,
           device, threads, kind, encoder, dim, nbits, lang_field) -> None:
     """Encode a corpus and save a dense or multi-vector index."""
+    _check_build_options(click.get_current_context(), kind, encoder)
     _set_threads(threads)
     if kind == "multivector":
         from ..retrieval.retriever import build_multivector_index
 
-        report = build_multivector_index(input_path, out, id_field=id_field,
-                                         text_field=text_field, encoder=encoder,
-                                         backbone=backbone, dim=dim or None, nbits=int(nbits),
-                                         batch_size=batch_size, store_text=not no_text,
-                                         device=device, lang_field=lang_field)
+        explicit = _explicit(click.get_current_context())
+        report = build_multivector_index(
+            input_path, out, id_field=id_field, text_field=text_field, encoder=encoder,
+            backbone=backbone, dim=dim or None, nbits=int(nbits), batch_size=batch_size,
+            store_text=not no_text, device=device, lang_field=lang_field,
+            # with a saved --encoder, an explicit --backbone says where its backbone is now
+            encoder_backbone=backbone if encoder and "backbone" in explicit else None)
         total = report.encode_seconds + report.index_seconds
         click.echo(f"Indexed {report.count} documents ({report.tokens} token vectors, "
                    f"{report.bytes_per_token:.0f} bytes each) into {report.path} (multivector) "
@@ -128,6 +132,38 @@ def info(path, no_verify) -> None:
     if not no_verify:
         verify_files(manifest, folder)
     click.echo(json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False))
+
+
+def _explicit(ctx: click.Context) -> set[str]:
+    """The options given on the command line (not defaults)."""
+    return {name for name in ctx.params
+            if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+
+
+def _check_build_options(ctx: click.Context, kind: str, encoder: str | None) -> None:
+    """Refuse options that the chosen kind would silently ignore (E228), before any work."""
+    given = _explicit(ctx)
+    names = {"encoder": "--encoder", "dim": "--dim", "nbits": "--nbits",
+             "lang_field": "--lang-field", "index_type": "--index-type"}
+
+    def refuse(keys, reason: str, fix: str):
+        options = ", ".join(names[k] for k in sorted(keys))
+        raise InputError(Errors.E228.format(options=options, reason=reason, fix=fix))
+
+    if kind == "dense":
+        ignored = given & {"encoder", "dim", "nbits", "lang_field"}
+        if ignored:
+            refuse(ignored, "only multi-vector indexes use these options, and --kind is dense",
+                   "Add --kind multivector, or drop them for a dense index.")
+    else:
+        if "index_type" in given:
+            refuse({"index_type"}, "a multi-vector index is always PLAID-style (centroids and "
+                                   "compressed residuals); --index-type picks a dense FAISS "
+                                   "index", "Drop it (size the codes with --nbits).")
+        if encoder and "dim" in given:
+            refuse({"dim"}, "--dim sizes the projection of a new encoder, and the saved "
+                            "--encoder keeps the size it was trained with",
+                   "Drop --dim, or drop --encoder to build with a new (untrained) encoder.")
 
 
 def _set_threads(threads: int | None) -> None:

@@ -124,8 +124,8 @@ def build_multivector_index(input_path: str | Path, out: str | Path, *, id_field
                             backbone: str = "me5-small", dim: int | None = 128, nbits: int = 2,
                             chunk_size: int = 2048, batch_size: int = 32,
                             store_text: bool = True, device: str | None = None,
-                            progress: bool = True,
-                            lang_field: str | None = None) -> MultiVectorBuildReport:
+                            progress: bool = True, lang_field: str | None = None,
+                            encoder_backbone: str | None = None) -> MultiVectorBuildReport:
     """Encode every record of ``input_path`` as ColBERT document tokens and save a retriever.
 
     ``encoder`` is a saved encoder folder (or an encoder); otherwise an untrained one on
@@ -136,7 +136,8 @@ def build_multivector_index(input_path: str | Path, out: str | Path, *, id_field
 
     ``lang_field`` names the record field holding each document's language code, which picks
     its adapter when the encoder has language adapters; records without it (or an encoder
-    given no field) have their language detected.
+    given no field) have their language detected. ``encoder_backbone`` loads a saved
+    encoder's backbone from another place (it must hold the same weights).
     """
     from tqdm.auto import tqdm
 
@@ -161,7 +162,7 @@ def build_multivector_index(input_path: str | Path, out: str | Path, *, id_field
             fix="Pass the field that holds each record's language code, or lang_field=None "
                 "to detect each document's language."))
     if isinstance(encoder, (str, Path)):
-        encoder = ColBERTEncoder.load(encoder, device=device)
+        encoder = ColBERTEncoder.load(encoder, device=device, backbone=encoder_backbone)
     elif encoder is None:
         encoder = ColBERTEncoder(ColBERTConfig(backbone=backbone, dim=dim), device=device)
     index = MultiVectorIndex(dim=encoder.dim, metric="cosine", nbits=nbits,
