@@ -522,3 +522,23 @@ def test_index_build_with_saved_encoder_honours_backbone(built, tmp_path, tiny_x
                     "--backbone", other, "--out", tmp_path / "mv2")
     assert_refused(result, "E224", str(other))
     assert not (tmp_path / "mv2").exists()
+
+
+def test_index_search_refuses_lang_for_a_dense_index(built):
+    result = invoke("index", "search", built / "dense", "rain", "--lang", "en")
+    assert_refused(result, "E228", "--lang", "dense")
+
+
+@pytest.mark.parametrize("args,code,mentions", [
+    (("--encoder", "enc", "--dim", "8"), "E228", ["--dim"]),
+    (("--pseudo", "title"), "E228", ["--pseudo", "--unlabeled"]),
+    (("--distill-weight", "0.5"), "E228", ["--distill-weight", "--teacher"]),
+    (("--adapter-langs", "de"), "E074", ["adapter_languages", "train='projection'"]),
+])
+def test_retrieval_train_refuses_options_it_would_ignore(tmp_path, args, code, mentions):
+    data = write(tmp_path / "pairs.jsonl", '{"query": "q", "positive": "p"}\n')
+    before = snapshot(tmp_path)
+    result = invoke("retrieval", "train", "--data", data, "--out", tmp_path / "enc", *args,
+                    "--backbone", "no-such-model-anywhere")
+    assert_refused(result, code, *mentions)
+    assert snapshot(tmp_path) == before

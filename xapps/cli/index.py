@@ -99,6 +99,11 @@ def search(path, queries, k, as_json, backbone, mmap, threads, lang) -> None:
         searcher = Retriever.load(path, mmap=mmap, backbone=backbone)
         results = searcher.search(list(queries), k, languages=lang)
     else:
+        if lang:
+            raise InputError(Errors.E228.format(
+                options="--lang", reason=f"'{path}' is a dense index, whose queries are "
+                                         "encoded the same in every language",
+                fix="Drop --lang (it routes multi-vector retrievers' adapters)."))
         searcher = index_build.Searcher(path, backbone=backbone, mmap=mmap)
         results = searcher.search(list(queries), k)
     for query, hits in zip(queries, results):

@@ -5,6 +5,7 @@ import json
 
 import click
 
+from ..errors import Errors, InputError
 from ..fileio import ensure_writable
 from ..index.manifest import check_replaceable
 from ..retrieval.colbert import CONFIG_FILE
@@ -80,6 +81,7 @@ def train(data_path, unlabeled, pseudo, title_field, text_field, id_field, out, 
 
     if not data_path and not unlabeled:
         raise click.UsageError("Give --data (labelled JSONL) and/or --unlabeled (pseudo-pairs).")
+    _check_train_options(click.get_current_context(), encoder_path, unlabeled, teacher)
     # OUT and its OUT.partial checkpoints go beside each other: check before any model loads.
     ensure_writable(out, fix="Pass an --out folder in a location you can write to.")
     check_replaceable(out, CONFIG_FILE, "a ColBERT encoder")
@@ -97,7 +99,10 @@ def train(data_path, unlabeled, pseudo, title_field, text_field, id_field, out, 
         records = read_records(unlabeled, id_field=id_field, text_field=text_field)
         examples += pseudo_pairs(list(records), pseudo, title_field=title_field, seed=seed)
     if encoder_path:
-        encoder = ColBERTEncoder.load(encoder_path, device=device, dtype="float32")
+        # an explicit --backbone says where the saved encoder's backbone is now (same weights)
+        moved = backbone if "backbone" in _explicit(click.get_current_context()) else None
+        encoder = ColBERTEncoder.load(encoder_path, device=device, dtype="float32",
+                                      backbone=moved)
     else:
         encoder = ColBERTEncoder(ColBERTConfig(backbone=backbone, dim=dim, seed=seed),
                                  device=device, dtype="float32")
@@ -106,3 +111,31 @@ def train(data_path, unlabeled, pseudo, title_field, text_field, id_field, out, 
     summary = {k: record[k] for k in ("step", "seconds", "examples", "averaged")}
     summary["first_loss"], summary["final_loss"] = record["loss"][0], record["loss"][-1]
     click.echo(json.dumps({"out": out, **summary}, indent=2))
+
+
+def _explicit(ctx: click.Context) -> set[str]:
+    """The options given on the command line (not defaults)."""
+    return {name for name in ctx.params
+            if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+
+
+def _check_train_options(ctx: click.Context, encoder_path, unlabeled, teacher) -> None:
+    """Refuse options that would be silently ignored (E228), before any work."""
+    given = _explicit(ctx)
+    # (the options are ignored when ..., options, why, fix)
+    checks = (
+        (bool(encoder_path), {"dim": "--dim"}, "--dim sizes a new encoder's projection; the "
+         "saved --encoder keeps its own", "Drop --dim, or drop --encoder to start a new "
+         "encoder."),
+        (not unlabeled, {"pseudo": "--pseudo", "title_field": "--title-field",
+                         "text_field": "--text-field", "id_field": "--id-field"},
+         "they describe the --unlabeled corpus, and none was given",
+         "Add --unlabeled CORPUS, or drop them."),
+        (not teacher, {"distill_weight": "--distill-weight"}, "there is no --teacher to "
+         "distil from", "Add --teacher MODEL (e.g. me5-small), or drop it."),
+    )
+    for ignored_when, options, reason, fix in checks:
+        ignored = sorted(flag for name, flag in options.items() if name in given)
+        if ignored_when and ignored:
+            raise InputError(Errors.E228.format(options=", ".join(ignored), reason=reason,
+                                                fix=fix))

@@ -100,6 +100,11 @@ class RetrievalTrainingConfig:
                 what="RetrievalTrainingConfig.adapter_languages", value=self.adapter_languages,
                 expected=f"at least one language code when train={self.train!r} (which "
                          "languages get an adapter, e.g. ['de', 'sw'])"))
+        if self.adapter_languages and "adapters" not in self.train:
+            raise InputError(Errors.E074.format(
+                what="RetrievalTrainingConfig.adapter_languages", value=self.adapter_languages,
+                expected=f"no languages when train={self.train!r}, which trains no adapter "
+                         "(use train='adapters' or 'projection+adapters')"))
         if self.average_last * self.checkpoint_every > self.steps and self.average_last > 1:
             raise InputError(Errors.E074.format(
                 what="RetrievalTrainingConfig.average_last", value=self.average_last,
