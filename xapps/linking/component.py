@@ -115,7 +115,7 @@ class XmenLinker(BatchedComponent):
         if sources and len(empty) < len(sources):
             return
         reason = (f"its entity ruler(s) {empty} have no patterns at initialize" if empty
-                  else "no component before it sets doc.ents")
+                  else "no component before it declares that it sets doc.ents (assigns)")
         logger.warning(Errors.E255.format(
             what=f"{self.name}", reason=reason,
             fix="Set ruler = 'entity_ruler' in its config (patterns from the KB's names), add "
