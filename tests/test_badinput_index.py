@@ -542,3 +542,20 @@ def test_retrieval_train_refuses_options_it_would_ignore(tmp_path, args, code, m
                     "--backbone", "no-such-model-anywhere")
     assert_refused(result, code, *mentions)
     assert snapshot(tmp_path) == before
+
+
+def test_rebuild_in_an_immutable_parent_is_refused_before_work(built, tmp_path):
+    """An existing index is replaced by renaming it aside in its parent folder: a parent that
+    cannot be written is refused up front (E068), not after the encoding."""
+    parent = tmp_path / "locked"
+    shutil.copytree(built / "dense", parent / "idx")
+    if subprocess.run(["chattr", "+i", str(parent)], capture_output=True).returncode:
+        pytest.skip("chattr +i is not available here")
+    try:
+        before = snapshot(tmp_path)
+        result = invoke("index", "build", "--input", built / "docs.jsonl", "--out",
+                        parent / "idx", "--backbone", "no-such-model-anywhere")
+        assert_refused(result, "E068", str(parent))
+        assert snapshot(tmp_path) == before
+    finally:
+        subprocess.run(["chattr", "-i", str(parent)], capture_output=True)

@@ -21,6 +21,7 @@ from typing import Any, Iterator, Mapping
 
 from ..checksums import sha256_file
 from ..errors import Errors, IndexMismatchError, InputError
+from ..fileio import ensure_writable
 
 logger = logging.getLogger("xapps")
 
@@ -243,6 +244,12 @@ def check_replaceable(folder: str | os.PathLike[str], marker: str, what: str) ->
         reason = f"it is a non-empty folder without {marker}"
     if reason:
         raise InputError(Errors.E227.format(what=what, path=path, reason=reason))
+    if path.exists():
+        # Replacing renames the old folder aside in its parent: that parent must be writable
+        # too, or the rename fails at the very end, after all the work.
+        ensure_writable(path.parent, fix=f"Pass a new --out folder in a location you can "
+                                         f"write to; replacing '{path.name}' needs its parent "
+                                         "folder to be writable.")
 
 
 @contextmanager
