@@ -18,7 +18,8 @@ from xapps.cli import main
 def invoke(*args, env: dict | None = None):
     """Run ``xapps ARGS`` in-process; exceptions the CLI lets escape fail the test."""
     return CliRunner().invoke(main, [os.fspath(a) if isinstance(a, Path) else str(a)
-                                     for a in args], env=env, catch_exceptions=False)
+                                     for a in args], env=env, catch_exceptions=False,
+                            prog_name="xapps")
 
 
 def snapshot(*roots: Path) -> dict[str, tuple[int, int]]:

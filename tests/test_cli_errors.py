@@ -42,3 +42,11 @@ def test_interrupt_exits_130(failing):
 def test_vv_shows_the_traceback(failing):
     with pytest.raises(RuntimeError, match="nobody planned"):
         invoke("-vv", "boom", "bug")
+
+
+def test_usage_errors_carry_a_code_and_the_usage(tmp_path):
+    missing = tmp_path / "no-such-job"
+    out = assert_refused(invoke("report", missing, "--html", tmp_path / "r.html"), "E210",
+                         str(missing), "xapps report --help")
+    assert out.startswith("Usage: xapps report")
+    assert_refused(invoke("annotate", "--no-such-option"), "E210", "--no-such-option")

@@ -347,6 +347,7 @@ class Errors:
     E209 = ("[E209] Input '{input}' holds no records. Pass a file with at least one record, or "
             "--allow-empty if an empty input is expected (the job then writes an empty "
             "output).")
+    E210 = ("[E210] {reason} Run `{command} --help` for the expected options and arguments.")
     # outputs and CLI (E220-E234)
     E220 = ("[E220] The model {name!r} (from '{path}') lacks weights its architecture needs: "
             "{keys}. Loading it would fill them with random numbers and every vector would be "

@@ -107,6 +107,14 @@ class _Group(click.Group):
             click.echo("Interrupted. Completed output is kept; run the same command again to "
                        "resume where it can.", err=True)
             sys.exit(130)
+        except click.UsageError as exc:  # e.g. a missing file given to a click.Path option
+            command = exc.ctx.command_path if exc.ctx is not None else "xapps"
+            if exc.ctx is not None:
+                click.echo(exc.ctx.get_usage(), err=True)
+            click.echo("Error: " + Errors.E210.format(reason=exc.format_message().rstrip("."
+                                                                                        ) + ".",
+                                                      command=command), err=True)
+            sys.exit(2)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException,
                 SystemExit):
             raise
