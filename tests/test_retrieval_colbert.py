@@ -74,7 +74,7 @@ def test_save_load_round_trip(encoder, tmp_path):
     with pytest.raises(ModelError, match=r"\[E222\].*'colbert.json' was changed"):
         ColBERTEncoder.load(tmp_path / "enc")
     # ... and one whose checksum fits but whose backbone now has other weights is E224.
-    from xapps.retrieval.integrity import record_digest
+    from xapps.artifacts import record_digest
 
     record["checksum"] = record_digest(record)
     (tmp_path / "enc" / "colbert.json").write_text(json.dumps(record))

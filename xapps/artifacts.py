@@ -1,13 +1,16 @@
-"""sha256 of the files of a saved model folder (fact-to-text generators, news recommenders),
-recorded in its cfg.json at save time and checked at load time.
+"""Checksums of saved folders: the sha256 of every file, recorded at save time and checked at
+load time, so damage (a flipped byte, a truncated copy) is reported naming the file instead
+of loading silently or surfacing later as a confusing mismatch.
 
-Indexes, knowledge bases and re-rankers already carry checksums; these folders hold trained
-weights too, and flipped bytes in a safetensors file load silently and change every output.
-The hashing and folder walk are :mod:`xapps.index.manifest`'s, so all saved artifacts agree
-on what a checksum covers (every file of the folder but the manifest itself).
+Two ways to record them, one way to check: a folder's cfg.json gets a ``files`` map
+(fact-to-text generators, news recommenders, checkpoints), or a JSON record is *sealed*
+(``files`` plus a checksum of the record itself: retrieval encoders and retrievers). Installed
+models and indexes check through :func:`check_files` too. The folder walk is
+:mod:`xapps.index.manifest`'s, so every artifact agrees on what a checksum covers.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -20,8 +23,30 @@ from .index.manifest import checksum_folder
 
 logger = logging.getLogger("xapps")
 
-#: the cfg.json key that maps relative file paths to sha256 hex digests
+#: the key that maps relative file paths to sha256 hex digests
 FILES_KEY = "files"
+#: the key of a sealed record's checksum of itself
+CHECKSUM_KEY = "checksum"
+
+Damaged = Callable[[str], Exception]
+
+
+def check_files(folder: str | os.PathLike, files: Any, damaged: Damaged,
+                listed_in: str = "the record") -> None:
+    """Every file ``files`` lists (relative path -> sha256) is under ``folder`` with that
+    sha256; ``damaged(reason)`` builds the error for the first that is missing or differs."""
+    if not isinstance(files, dict):
+        raise damaged(f"{listed_in} has '{FILES_KEY}' = {type(files).__name__}, not a map of "
+                      "file to sha256")
+    folder = Path(folder)
+    for name, expected in sorted(files.items()):
+        file = folder / name
+        if not file.is_file():
+            raise damaged(f"'{name}' is missing ({listed_in} lists it)")
+        found = sha256_file(file)
+        if found != expected:
+            raise damaged(f"'{name}' has sha256 {found[:16]}..., {listed_in} records "
+                          f"{str(expected)[:16]}... (size now {file.stat().st_size:,} bytes)")
 
 
 def record_files(folder: str | os.PathLike, exclude: tuple[str, ...] = ()) -> dict[str, str]:
@@ -43,23 +68,62 @@ def verify_files(folder: str | os.PathLike, cfg: dict[str, Any], *, what: str, r
                        "cannot be detected; re-create it with `%s` to add them", what, folder,
                        remake)
         return False
-    if not isinstance(files, dict):
-        raise ModelError(Errors.E235.format(
-            what=what, path=folder, file=cfg_name, remake=remake,
-            problem=f"has '{FILES_KEY}' = {type(files).__name__}, not a map of file to sha256"))
-    for name, expected in sorted(files.items()):
-        file = folder / name
-        if not file.is_file():
-            problem = f"is missing ({cfg_name} lists it)"
-        else:
-            found = sha256_file(file)
-            if found == expected:
-                continue
-            problem = (f"has sha256 {found[:16]}..., {cfg_name} records "
-                       f"{str(expected)[:16]}... (size now {file.stat().st_size:,} bytes)")
-        raise ModelError(Errors.E235.format(what=what, path=folder, file=name, problem=problem,
-                                            remake=remake))
+
+    def damaged(reason: str) -> ModelError:
+        # check_files says "'<file>' <problem>", or names the list itself
+        file, _, problem = reason[1:].partition("' ") if reason.startswith("'") else ("", "", "")
+        return ModelError(Errors.E235.format(what=what, path=folder, file=file or cfg_name,
+                                             problem=problem or reason, remake=remake))
+
+    check_files(folder, files, damaged, listed_in=cfg_name)
     return True
+
+
+def record_digest(record: dict[str, Any]) -> str:
+    """sha256 of a record's canonical JSON, its own checksum field left out.
+
+    >>> record_digest({"b": 1, "a": [2]}) == record_digest({"a": [2], "b": 1, "checksum": "x"})
+    True
+    """
+    body = {k: v for k, v in record.items() if k != CHECKSUM_KEY}
+    text = json.dumps(body, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def seal(record: dict[str, Any], folder: Path, *, exclude: tuple[str, ...] = ()) -> dict:
+    """``record`` with the sha256 of every file under ``folder`` (but ``exclude``, relative
+    POSIX paths) and its own checksum added."""
+    sealed = dict(record)
+    sealed[FILES_KEY] = record_files(folder, exclude=exclude)
+    sealed[CHECKSUM_KEY] = record_digest(sealed)
+    return sealed
+
+
+def read_record(file: Path, damaged: Damaged) -> dict[str, Any]:
+    """The parsed, self-checked JSON record in ``file``; ``damaged(reason)`` builds the error
+    for a file that is unreadable, not JSON, not an object, or changed since it was written.
+    Records written before checksums existed (no checksum field) are accepted as they are."""
+    try:
+        record = json.loads(file.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise damaged(f"'{file.name}' is not UTF-8 text ({exc.reason})") from None
+    except json.JSONDecodeError as exc:
+        raise damaged(f"'{file.name}' is not valid JSON ({exc.msg} at line {exc.lineno}; "
+                      f"truncated or overwritten?)") from None
+    except OSError as exc:
+        raise damaged(f"'{file.name}' cannot be read ({exc.strerror or exc})") from None
+    if not isinstance(record, dict):
+        raise damaged(f"'{file.name}' holds a JSON {type(record).__name__}, not an object")
+    saved = record.get(CHECKSUM_KEY)
+    if saved is not None and saved != record_digest(record):
+        raise damaged(f"'{file.name}' was changed after it was written (its checksum "
+                      f"{str(saved)[:12]} does not match its content)")
+    return record
+
+
+def verify_record_files(record: dict[str, Any], folder: Path, damaged: Damaged) -> None:
+    """Every file a sealed record lists is under ``folder`` with its recorded sha256."""
+    check_files(folder, record.get(FILES_KEY) or {}, damaged, listed_in="the record")
 
 
 def read_cfg(folder: str | os.PathLike, error: Callable[[str], Exception],
@@ -81,4 +145,5 @@ def read_cfg(folder: str | os.PathLike, error: Callable[[str], Exception],
     return cfg
 
 
-__all__ = ["FILES_KEY", "read_cfg", "record_files", "verify_files"]
+__all__ = ["CHECKSUM_KEY", "FILES_KEY", "check_files", "read_cfg", "read_record",
+           "record_digest", "record_files", "seal", "verify_files", "verify_record_files"]

@@ -333,10 +333,6 @@ class Errors:
     E206 = ("[E206] xapps stopped on an unexpected {kind}: {reason}. This is a bug in xapps; "
             "re-run with -vv to see the traceback and report it with the command you ran.")
 
-    # --- issue 19, robustness: E207-E219 annotate jobs; E220-E234 writable outputs, CLI;
-    # E235-E249 saved artifacts, fact2text, news; E250-E264 long and empty inputs, linking,
-    # projection, open IE. Add new codes inside your block, in order.
-    # annotate (E207-E219)
     E207 = ("[E207] The output folder '{path}' is in use by another xapps job (pid {pid} on "
             "{host}, started {started}: {command}). Two jobs on one folder would both do all "
             "the work: wait for that job to finish or stop it (`kill {pid}`), then run this "
@@ -348,7 +344,6 @@ class Errors:
             "--allow-empty if an empty input is expected (the job then writes an empty "
             "output).")
     E210 = ("[E210] {reason} Run `{command} --help` for the expected options and arguments.")
-    # outputs and CLI (E220-E234)
     E220 = ("[E220] The model {name!r} (from '{path}') lacks weights its architecture needs: "
             "{keys}. Loading it would fill them with random numbers and every vector would be "
             "meaningless. The folder is damaged or holds another architecture. {fix}")
@@ -376,7 +371,6 @@ class Errors:
             "folder. Nothing was written. Pass a new or empty folder, or one that holds an "
             "earlier {what} (it is replaced).")
     E228 = ("[E228] {options} cannot be used here: {reason}. Nothing was done. {fix}")
-    # artifacts, fact2text, news (E235-E249)
     E235 = ("[E235] The saved {what} '{path}' is damaged: its file '{file}' {problem}. It was "
             "modified, truncated or only partly copied. Copy the folder again from where it "
             "was made, or re-create it with `{remake}`.")
@@ -392,7 +386,6 @@ class Errors:
     E239 = ("[E239] The training checkpoint in '{path}' is damaged: its file '{file}' {problem}. "
             "It was interrupted while being written, or modified. Delete '{path}' to train "
             "from the start (the finished steps are lost), then run the same command again.")
-    # inputs, linking, projection, oie (E250-E264)
     E250 = ("[E250] '{path}' has no annotated mentions{langs}. Expected BigBIO KB-schema "
             "documents (.json or .jsonl) whose entities carry normalized ids ({{\"db_name\", "
             "\"db_id\"}}), or Mantra GSC (--data mantra). {fix}")

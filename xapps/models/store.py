@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..backbone import quiet_transformers
+from ..artifacts import check_files
 from ..checksums import sha256_file
 from ..errors import Errors, ModelError
 from ..fileio import ensure_writable
@@ -62,17 +63,9 @@ def verify_installed(name: str, path: Path, fix: str | None = None) -> dict[str,
         return ModelError(Errors.E226.format(name=name, path=path, reason=reason, fix=fix))
 
     info = _read_marker(path, damaged)
-    files = info.get("files")
-    if not isinstance(files, dict):
+    if not isinstance(info.get("files"), dict):
         raise damaged(f"{MARKER} lists no files")
-    for rel, expected in sorted(files.items()):
-        file = path / rel
-        if not file.is_file():
-            raise damaged(f"'{rel}' is missing")
-        found = sha256_file(file)
-        if found != expected:
-            raise damaged(f"'{rel}' has sha256 {found[:12]}, {MARKER} records "
-                          f"{str(expected)[:12]}")
+    check_files(path, info["files"], damaged, listed_in=MARKER)
     return info
 
 

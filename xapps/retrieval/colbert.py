@@ -39,7 +39,7 @@ import numpy as np
 
 from ..adapters import LoraSettings, language_code
 from ..errors import Errors, InputError, ModelError
-from .integrity import read_record, seal, verify_files
+from ..artifacts import read_record, seal, verify_record_files
 
 if TYPE_CHECKING:
     import torch
@@ -535,7 +535,7 @@ class ColBERTEncoder:
         if record.get("format") != FORMAT:
             raise not_encoder(f"{CONFIG_FILE} has format {record.get('format')!r}, not "
                               f"{FORMAT!r}")
-        verify_files(record, folder, damaged)
+        verify_record_files(record, folder, damaged)
         try:
             config = ColBERTConfig(**record["config"])
         except (TypeError, KeyError) as exc:

@@ -23,7 +23,7 @@ from ..index.base import Hit
 from ..index.build import BuildReport
 from ..index.manifest import check_replaceable, read_manifest
 from .colbert import ColBERTConfig, ColBERTEncoder
-from .integrity import read_record, seal, verify_files
+from ..artifacts import read_record, seal, verify_record_files
 
 logger = logging.getLogger("xapps")
 
@@ -115,7 +115,7 @@ def verify_retriever(path: str | Path) -> dict:
     record = read_record(folder / RETRIEVER_FILE, damaged)
     if record.get("format") != FORMAT:
         raise damaged(f"{RETRIEVER_FILE} has format {record.get('format')!r}, not {FORMAT!r}")
-    verify_files(record, folder, damaged)
+    verify_record_files(record, folder, damaged)
     return record
 
 
