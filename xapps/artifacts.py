@@ -15,10 +15,10 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from .checksums import sha256_file
-from .errors import Errors, ModelError
+from .errors import Errors, InputError, ModelError
 from .index.manifest import checksum_folder
 
 logger = logging.getLogger("xapps")
@@ -145,5 +145,22 @@ def read_cfg(folder: str | os.PathLike, error: Callable[[str], Exception],
     return cfg
 
 
-__all__ = ["CHECKSUM_KEY", "FILES_KEY", "check_files", "read_cfg", "read_record",
+def read_component_cfg(folder: str | os.PathLike, factory: str, *, cfg_name: str = "cfg.json",
+                       known: Iterable[str] | None = None,
+                       error_type: type[Exception] = InputError) -> dict[str, Any]:
+    """The cfg.json of a spaCy component saved with ``to_disk``; E145 names the folder and
+    what is wrong (missing, not UTF-8 JSON, not an object, settings this version does not
+    know when ``known`` is given)."""
+    def error(reason: str) -> Exception:
+        return error_type(Errors.E145.format(path=folder, factory=factory, reason=reason))
+
+    cfg = read_cfg(folder, error, cfg_name)
+    unknown = sorted(set(cfg) - set(known)) if known is not None else []
+    if unknown:
+        raise error(f"{cfg_name} holds settings this version does not know: {unknown}")
+    return cfg
+
+
+__all__ = ["CHECKSUM_KEY", "FILES_KEY", "check_files", "read_cfg", "read_component_cfg",
+           "read_record",
            "record_digest", "record_files", "seal", "verify_files", "verify_record_files"]

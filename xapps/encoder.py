@@ -13,9 +13,10 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from . import extensions
+from .artifacts import read_component_cfg
 from .backbone import Backbone, load_backbone
 from .batching import BatchedComponent
-from .errors import Errors, ModelError
+from .errors import ModelError
 from .fileio import atomic_write_text
 
 logger = logging.getLogger("xapps")
@@ -98,18 +99,7 @@ class XappsEncoder(BatchedComponent):
 
     def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> "XappsEncoder":
         path = Path(path)
-        cfg_file = path / CFG_FILE
-        if not cfg_file.exists():
-            raise ModelError(Errors.E145.format(path=path, factory="xapps_encoder",
-                                                reason=f"'{CFG_FILE}' is missing"))
-        try:
-            cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
-            if not isinstance(cfg, dict):
-                raise ValueError(f"it holds a JSON {type(cfg).__name__}, not an object")
-        except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
-            raise ModelError(Errors.E145.format(
-                path=path, factory="xapps_encoder",
-                reason=f"'{CFG_FILE}' is damaged ({exc})")) from None
+        cfg = read_component_cfg(path, "xapps_encoder", cfg_name=CFG_FILE, error_type=ModelError)
         saved_sha = cfg.pop("backbone_sha256", None)
         cfg.pop("backbone_source", None)
         if cfg.get("save_weights") and (path / WEIGHTS_DIR).is_dir():

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..artifacts import read_component_cfg
 from ..errors import Errors, InputError
 from ..registry import candidate_generators
 from .types import Candidate, Mention
@@ -83,13 +84,11 @@ class CandidateGenerator(ABC):
 def load_generator(folder: str | Path, kb) -> CandidateGenerator:
     """Restore a generator saved with ``to_disk`` for the same KB."""
     folder = Path(folder)
-    try:
-        cfg = json.loads((folder / CFG_FILE).read_text(encoding="utf-8"))
-        kind = cfg.pop("kind")
-    except (OSError, ValueError, KeyError, AttributeError) as exc:  # missing, not JSON, no kind
-        reason = f"{CFG_FILE} has no 'kind'" if isinstance(exc, KeyError) else f"{CFG_FILE}: {exc}"
+    cfg = read_component_cfg(folder, "xmen_linker candidate generator", cfg_name=CFG_FILE)
+    if "kind" not in cfg:
         raise InputError(Errors.E145.format(path=folder, factory="xmen_linker candidate "
-                                            "generator", reason=reason)) from exc
+                                            "generator", reason=f"{CFG_FILE} has no 'kind'"))
+    kind = cfg.pop("kind")
     saved_kb = cfg.pop("kb_sha256", None)
     if saved_kb and getattr(kb, "sha256", None) and saved_kb != kb.sha256:
         raise InputError(Errors.E081.format(path=folder, saved=saved_kb, given=kb.sha256))

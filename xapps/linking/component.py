@@ -17,6 +17,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from .. import extensions
+from ..artifacts import read_component_cfg
 from ..batching import BatchedComponent
 from ..errors import Errors, InputError
 from .candidates import CandidateGenerator, load_generator, make_generator
@@ -186,17 +187,7 @@ class XmenLinker(BatchedComponent):
         from .kb import KnowledgeBase
 
         path = Path(path)
-        if not (path / CFG_FILE).exists():
-            raise InputError(Errors.E145.format(path=path, factory="xmen_linker",
-                                                reason=f"{CFG_FILE} is missing"))
-        try:
-            cfg = json.loads((path / CFG_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:  # ValueError: not UTF-8 or not JSON
-            raise InputError(Errors.E145.format(path=path, factory="xmen_linker",
-                                                reason=f"{CFG_FILE}: {exc}")) from exc
-        if not isinstance(cfg, dict):
-            raise InputError(Errors.E145.format(path=path, factory="xmen_linker",
-                                                reason=f"{CFG_FILE} is not a JSON object"))
+        cfg = read_component_cfg(path, "xmen_linker", cfg_name=CFG_FILE)
         self.cfg.update(cfg)
         self.kb = KnowledgeBase.load(path / "kb")
         self.generator = load_generator(path / "candidates", self.kb)

@@ -25,6 +25,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from .. import extensions
+from ..artifacts import read_component_cfg
 from ..batching import BatchedComponent
 from ..errors import Errors, InputError
 from .extract import Extractor, Triple
@@ -134,22 +135,7 @@ class OIEExtractor(BatchedComponent):
 
     def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> "OIEExtractor":
         path = Path(path)
-        cfg_file = path / CFG_FILE
-        try:
-            cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise InputError(Errors.E145.format(
-                path=path, factory=FACTORY,
-                reason=f"cannot read {CFG_FILE} ({exc.strerror or exc})")) from exc
-        except ValueError as exc:
-            raise InputError(Errors.E145.format(
-                path=path, factory=FACTORY, reason=f"{CFG_FILE} is not JSON ({exc})")) from exc
-        if not isinstance(cfg, dict) or set(cfg) - set(DEFAULT_CONFIG):
-            unknown = sorted(set(cfg) - set(DEFAULT_CONFIG)) if isinstance(cfg, dict) else cfg
-            raise InputError(Errors.E145.format(
-                path=path, factory=FACTORY,
-                reason=f"{CFG_FILE} is not an object of {sorted(DEFAULT_CONFIG)} (found "
-                       f"{unknown!r})"))
+        cfg = read_component_cfg(path, FACTORY, cfg_name=CFG_FILE, known=DEFAULT_CONFIG)
         self.cfg.update(cfg, model=str(path / MODEL_DIR))
         self._validate()
         self._source = path / MODEL_DIR

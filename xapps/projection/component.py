@@ -28,6 +28,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from .. import extensions
+from ..artifacts import read_component_cfg
 from ..batching import BatchedComponent
 from ..errors import Errors, InputError
 from .io import words_and_spaces
@@ -242,23 +243,7 @@ class AnnotationProjectorComponent(BatchedComponent):
     def from_disk(self, path: str | Path, *,
                   exclude: Iterable[str] = ()) -> "AnnotationProjectorComponent":
         path = Path(path)
-        cfg_file = path / CFG_FILE
-        if not cfg_file.exists():
-            raise InputError(Errors.E145.format(path=path, factory=FACTORY,
-                                                reason=f"{CFG_FILE} is missing"))
-        try:
-            cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise InputError(Errors.E145.format(path=path, factory=FACTORY,
-                                                reason=f"{CFG_FILE} is not JSON ({exc})")) from exc
-        if not isinstance(cfg, dict):
-            raise InputError(Errors.E145.format(path=path, factory=FACTORY,
-                                                reason=f"{CFG_FILE} is not a JSON object"))
-        unknown = sorted(set(cfg) - set(DEFAULT_CONFIG))
-        if unknown:
-            raise InputError(Errors.E145.format(
-                path=path, factory=FACTORY,
-                reason=f"{CFG_FILE} holds settings this version does not know: {unknown}"))
+        cfg = read_component_cfg(path, FACTORY, cfg_name=CFG_FILE, known=DEFAULT_CONFIG)
         self.cfg.update(cfg)
         self._validate()
         self.projector = self._make_projector()

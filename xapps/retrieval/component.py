@@ -17,8 +17,9 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from .. import extensions
+from ..artifacts import read_component_cfg
 from ..batching import BatchedComponent
-from ..errors import Errors, InputError
+from ..errors import InputError
 from ..fileio import atomic_write_text
 
 CFG_FILE = "cfg.json"
@@ -90,17 +91,7 @@ class XmRetriever(BatchedComponent):
         from .retriever import Retriever
 
         path = Path(path)
-        if not (path / CFG_FILE).exists():
-            raise InputError(Errors.E145.format(path=path, factory="xm_retriever",
-                                                reason=f"'{CFG_FILE}' is missing"))
-        try:
-            cfg = json.loads((path / CFG_FILE).read_text(encoding="utf-8"))
-            if not isinstance(cfg, dict):
-                raise ValueError(f"it holds a JSON {type(cfg).__name__}, not an object")
-        except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
-            raise InputError(Errors.E145.format(
-                path=path, factory="xm_retriever",
-                reason=f"'{CFG_FILE}' is damaged ({exc})")) from None
+        cfg = read_component_cfg(path, "xm_retriever", cfg_name=CFG_FILE)
         self.cfg.update(cfg)
         self._source = path / RETRIEVER_DIR
         self.retriever = Retriever.load(self._source)
