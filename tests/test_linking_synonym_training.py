@@ -118,6 +118,13 @@ def test_interrupted_training_resumes_from_its_checkpoint(kb, tiny_xlmr_path, tm
     assert state["record"]["step"] == 4
     with pytest.raises(InputError, match=r"E086.*lr"):
         train_alignment(kb, out, _config(tiny_xlmr_path, lr=1e-3), progress=False)
+    # a damaged checkpoint is refused, naming the file, not resumed from
+    weights = tmp_path / "aligned.partial" / "optimizer.safetensors"
+    good = weights.read_bytes()
+    weights.write_bytes(good[:-8] + bytes(8))
+    with pytest.raises(InputError, match=r"E239.*optimizer.safetensors"):
+        train_alignment(kb, out, _config(tiny_xlmr_path), progress=False)
+    weights.write_bytes(good)
     seen.clear()
     record = train_alignment(kb, out, _config(tiny_xlmr_path), progress=False,
                              callback=lambda e: seen.append(e["step"]))

@@ -95,6 +95,14 @@ def test_train_resume_save_load_and_extract(tmp_path, tiny_xlmr_path, sentences)
     with pytest.raises(KeyboardInterrupt):
         train_oie(sentences, tmp_path / "oie", config, model_config=model_config,
                   progress=False, callback=stop)
+    # a damaged checkpoint is refused, naming the file, not resumed from
+    [checkpoint] = (tmp_path / "oie.partial").glob("epoch-*.safetensors")
+    good = checkpoint.read_bytes()
+    checkpoint.write_bytes(good[: len(good) // 2])
+    with pytest.raises(InputError, match=rf"E239.*{checkpoint.name}"):
+        train_oie(sentences, tmp_path / "oie", config, model_config=model_config,
+                  progress=False)
+    checkpoint.write_bytes(good)
     record = train_oie(sentences, tmp_path / "oie", config, model_config=model_config,
                        progress=False)
     assert record["epoch"] == 3 and record["step"] == 6 and len(record["loss"]) == 6

@@ -254,14 +254,14 @@ def _save_checkpoint(partial: Path, config, encoder, optimizer, scheduler, recor
     from safetensors.torch import save_file
 
     from ..index.manifest import atomic_directory
-    from ..training import optimizer_checkpoint
+    from ..training import optimizer_checkpoint, write_resume_state
 
     with atomic_directory(partial) as tmp:
         encoder.model.save_pretrained(tmp, safe_serialization=True)
         tensors, optimizer_state = optimizer_checkpoint(optimizer, scheduler)
         save_file(tensors, str(tmp / OPTIMIZER_FILE))
         state = {"config": dataclasses.asdict(config), "record": record, **optimizer_state}
-        (tmp / STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
+        write_resume_state(tmp / STATE_FILE, state)
 
 
 def _load_checkpoint(partial: Path, config, encoder, optimizer, scheduler) -> dict:

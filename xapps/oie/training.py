@@ -9,7 +9,6 @@ Records with the same sentence text are merged first (see ``merge_same_text``).
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import random
@@ -55,7 +54,6 @@ def train_oie(sentences: Sequence[OIESentence], out: str | Path,
     from safetensors.torch import load_file, save_file
     from tqdm.auto import tqdm
 
-    from ..fileio import atomic_write_text
     from ..training import (
         linear_warmup,
         optimizer_checkpoint,
@@ -63,6 +61,7 @@ def train_oie(sentences: Sequence[OIESentence], out: str | Path,
         remove_tree,
         restore_optimizer,
         take_step,
+        write_resume_state,
     )
 
     config = config or OIETrainingConfig()
@@ -128,8 +127,8 @@ def train_oie(sentences: Sequence[OIESentence], out: str | Path,
                     old.unlink()
             moments, optimizer_state = optimizer_checkpoint(optimizer, scheduler)
             save_file(moments, str(partial / OPTIMIZER_FILE))
-            atomic_write_text(partial / STATE_FILE, json.dumps(
-                {"config": dataclasses.asdict(config), "record": record, **optimizer_state}))
+            write_resume_state(partial / STATE_FILE, {"config": dataclasses.asdict(config),
+                                                      "record": record, **optimizer_state})
     finally:
         bar.close()
         tagger.eval()
