@@ -111,9 +111,9 @@ class _Group(click.Group):
             command = exc.ctx.command_path if exc.ctx is not None else "xapps"
             if exc.ctx is not None:
                 click.echo(exc.ctx.get_usage(), err=True)
-            click.echo("Error: " + Errors.E210.format(reason=exc.format_message().rstrip("."
-                                                                                        ) + ".",
-                                                      command=command), err=True)
+            reason = exc.format_message().strip()
+            reason = reason if reason.endswith((".", "?", "!")) else reason + "."
+            click.echo("Error: " + Errors.E210.format(reason=reason, command=command), err=True)
             sys.exit(2)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException,
                 SystemExit):
