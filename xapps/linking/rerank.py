@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..backbone import quiet_transformers
 from ..errors import Errors, InputError, ModelError
 from ..training import adamw, linear_warmup
 from .types import Candidate, Mention
@@ -528,7 +529,8 @@ class CrossEncoderReranker:
 
         folder = Path(folder)
         with atomic_directory(folder) as tmp:
-            self.model.save_pretrained(tmp / MODEL_DIR, safe_serialization=True)
+            with quiet_transformers():
+                self.model.save_pretrained(tmp / MODEL_DIR, safe_serialization=True)
             self.tokenizer.save_pretrained(tmp / MODEL_DIR)
             head = {k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}
             save_file(head, str(tmp / HEAD_NAME))

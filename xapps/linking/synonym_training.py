@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..backbone import quiet_transformers
 from ..errors import Errors, InputError
 
 logger = logging.getLogger("xapps")
@@ -232,7 +233,8 @@ def _save_model(out: Path, encoder: _Encoder, config: AlignmentConfig, record: d
     from ..index.manifest import atomic_directory
 
     with atomic_directory(out) as tmp:
-        encoder.model.save_pretrained(tmp, safe_serialization=True)
+        with quiet_transformers():  # no "Writing model shards" bar
+            encoder.model.save_pretrained(tmp, safe_serialization=True)
         encoder.tokenizer.save_pretrained(tmp)
         # A fresh record, not the base model's: its checksums describe other weights.
         info = {"name": out.name, "base_model": config.backbone,
@@ -257,7 +259,8 @@ def _save_checkpoint(partial: Path, config, encoder, optimizer, scheduler, recor
     from ..training import optimizer_checkpoint, write_resume_state
 
     with atomic_directory(partial) as tmp:
-        encoder.model.save_pretrained(tmp, safe_serialization=True)
+        with quiet_transformers():
+            encoder.model.save_pretrained(tmp, safe_serialization=True)
         tensors, optimizer_state = optimizer_checkpoint(optimizer, scheduler)
         save_file(tensors, str(tmp / OPTIMIZER_FILE))
         state = {"config": dataclasses.asdict(config), "record": record, **optimizer_state}

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backbone import quiet_transformers
 from ..errors import Errors, ModelError
 from ..projection.words import word_of_subword
 from .data import ARGUMENT_TAGS, PREDICATE_TAGS, Span
@@ -180,7 +181,8 @@ class OIETagger:
 
         folder = Path(folder)
         with atomic_directory(folder) as tmp:
-            self.model.save_pretrained(tmp / MODEL_DIR, safe_serialization=True)
+            with quiet_transformers():
+                self.model.save_pretrained(tmp / MODEL_DIR, safe_serialization=True)
             self.tokenizer.save_pretrained(tmp / MODEL_DIR)
             save_file({k: v.detach().cpu().contiguous()
                        for k, v in self.heads.state_dict().items()}, str(tmp / HEADS_NAME))

@@ -135,7 +135,7 @@ def train_generator(examples: Sequence[tuple[str, str]], model: str, out: str | 
     from tqdm.auto import tqdm
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-    from ..backbone import resolve_device
+    from ..backbone import quiet_transformers, resolve_device
     from ..fileio import atomic_write_text
     from ..training import (
         adamw,
@@ -162,8 +162,6 @@ def train_generator(examples: Sequence[tuple[str, str]], model: str, out: str | 
     source = str(partial / "model") if resuming else model
     try:
         tok = AutoTokenizer.from_pretrained(model)
-        from ..backbone import quiet_transformers
-
         with quiet_transformers():  # transformers' load bar and report only with -vv
             net = AutoModelForSeq2SeqLM.from_pretrained(source, dtype=torch.float32).to(dev)
     except OSError as exc:
@@ -204,7 +202,8 @@ def train_generator(examples: Sequence[tuple[str, str]], model: str, out: str | 
             loss = net(**enc.to(dev), labels=labels.to(dev)).loss
             take_step(loss, optimizer, scheduler, params, record, started, bar, callback)
             if record["step"] % config.checkpoint_every == 0 and record["step"] < config.steps:
-                net.save_pretrained(partial / "model")
+                with quiet_transformers():  # no "Writing model shards" bar per checkpoint
+                    net.save_pretrained(partial / "model")
                 moments, optimizer_state = optimizer_checkpoint(optimizer, scheduler)
                 save_file(moments, str(partial / OPTIMIZER_FILE))
                 write_resume_state(partial / STATE_FILE, {
@@ -212,7 +211,8 @@ def train_generator(examples: Sequence[tuple[str, str]], model: str, out: str | 
     finally:
         bar.close()
     net.eval()
-    net.save_pretrained(out)
+    with quiet_transformers():
+        net.save_pretrained(out)
     tok.save_pretrained(out)
     record.update(config=dataclasses.asdict(config), examples=len(examples), base_model=model,
                   separator=SEPARATOR, prompt=prompt("{label}", "{text}"))
