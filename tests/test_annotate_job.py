@@ -251,6 +251,22 @@ def _cli(*args, **kw):
     return subprocess.Popen([sys.executable, "-m", "xapps", *args], **kw)
 
 
+def wait_for_shards(out: Path, n: int, proc, limit: float = 180.0) -> int:
+    """Poll the job's manifest until it lists ``n`` shards; fail if the job ends first."""
+    deadline = time.time() + limit
+    done = 0
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            done = len(json.loads((out / "manifest.json").read_text())["shards"])
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+            done = 0
+        if done >= n:
+            return done
+        time.sleep(0.05)
+    out_text = proc.stderr.read() if proc.poll() is not None else ""
+    pytest.fail(f"the job did not reach {n} shards (at {done}); {out_text[-2000:]}")
+
+
 def test_cli_killed_mid_job_resumes_to_every_record_exactly_once(tmp_path):
     """SIGKILL a running job, re-run the same command: every record once, none lost."""
     import annotate_components  # noqa: F401
@@ -263,16 +279,7 @@ def test_cli_killed_mid_job_resumes_to_every_record_exactly_once(tmp_path):
             "--output", str(out), "--shard-size", "10", "--batch-size", "5", "--code",
             str(CODE), "--quiet"]
     proc = _cli(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 60
-    done = 0
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            done = len(json.loads((out / "manifest.json").read_text())["shards"])
-        except (FileNotFoundError, json.JSONDecodeError, KeyError):
-            done = 0
-        if done >= 5:
-            break
-        time.sleep(0.02)
+    wait_for_shards(out, 5, proc, limit=60)
     assert proc.poll() is None, "the job finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -7,10 +7,9 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-from test_annotate_job import CODE, build_pipeline, write_corpus
+from test_annotate_job import CODE, build_pipeline, wait_for_shards, write_corpus
 
 from xapps.annotate.job import iter_output
 
@@ -56,21 +55,6 @@ def _cmdline(pid: int) -> str:
             return fh.read().replace(b"\0", b" ").decode(errors="replace")[:120]
     except OSError:
         return "?"
-
-
-def wait_for_shards(out: Path, n: int, proc, limit: float = 180.0) -> int:
-    deadline = time.time() + limit
-    done = 0
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            done = len(json.loads((out / "manifest.json").read_text())["shards"])
-        except (FileNotFoundError, json.JSONDecodeError, KeyError):
-            done = 0
-        if done >= n:
-            return done
-        time.sleep(0.05)
-    out_text = proc.stderr.read() if proc.poll() is not None else ""
-    pytest.fail(f"the job did not reach {n} shards (at {done}); {out_text[-2000:]}")
 
 
 @pytest.fixture(scope="module")
