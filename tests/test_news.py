@@ -230,6 +230,17 @@ def test_cli_train_eval_recommend(tiny_xlmr_path, news, tmp_path):
     lines = [line for line in res.stdout.splitlines() if line.count("\t") == 3]
     assert len(lines) == 3 and lines[0].startswith("1\t")
     assert "1 history ids are not in --news" in res.output
+    # without --model: the untrained recommender, scored exactly as the baseline
+    res = runner.invoke(main, ["news", "eval", "--backbone", str(tiny_xlmr_path), *common,
+                               "--split", "test", "--baselines"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout[res.stdout.index("{"):])
+    assert out["model"]["auc"] == pytest.approx(out["mean-of-history"]["auc"], abs=1e-6)
+    res = runner.invoke(main, ["news", "recommend", "--backbone", str(tiny_xlmr_path),
+                               "--news", str(tmp_path / "news.tsv"), "--cache",
+                               str(tmp_path / "cache"), "--user-history", "S1,S2", "-k", "2"])
+    assert res.exit_code == 0, res.output
+    assert len([line for line in res.stdout.splitlines() if line.count("\t") == 3]) == 2
 
 
 def test_finetuned_top_layers_start_at_the_frozen_vectors_and_train(tiny_xlmr_path, news,
@@ -260,3 +271,32 @@ def test_finetune_layers_must_leave_a_frozen_layer(tiny_xlmr_path):
     with pytest.raises(InputError, match="finetune_layers"):
         NewsRecommender(NewsRecConfig(backbone=str(tiny_xlmr_path), dim=16, heads=4,
                                       finetune_layers=2))
+
+
+def test_untrained_recommender_is_the_mean_of_history_baseline(tiny_xlmr_path, news):
+    """head='none' scores exactly as the measured baseline ranks (up to each user's norm)."""
+    test = make_impressions(10, 5)
+    cache = NewsVectorCache(str(tiny_xlmr_path))
+    rec = NewsRecommender.untrained(str(tiny_xlmr_path), cache=cache)
+    for got, want in zip(rec.score(test, news), mean_of_history_scores(test, news, cache)):
+        if np.linalg.norm(want) == 0:  # no known click: both score every candidate 0
+            assert np.allclose(got, 0)
+            continue
+        assert np.allclose(got / np.linalg.norm(got), want / np.linalg.norm(want), atol=1e-5)
+    with pytest.raises(InputError, match=r"E202.*nothing to learn"):
+        rec.train(make_impressions(4, 0), news, epochs=1, progress=False)
+    with pytest.raises(InputError, match=r"E196.*head"):
+        NewsRecConfig(user_encoder="nrms", head="none").check()
+
+
+def test_news_encoder_works_without_a_trained_model(tiny_xlmr_path, news, tmp_path):
+    nlp = spacy.blank("xx")
+    nlp.add_pipe("news_encoder", config={"backbone": str(tiny_xlmr_path)})
+    nlp.initialize()
+    texts = [news["S1"].text(), "Fußball: Pokalfinale heute"]
+    docs = list(nlp.pipe(texts))
+    frozen = NewsVectorCache(str(tiny_xlmr_path)).vectors(texts)
+    for doc, vec in zip(docs, frozen):
+        assert np.allclose(doc.vector, vec, atol=1e-5)
+    nlp.to_disk(tmp_path / "pipe")
+    assert np.allclose(spacy.load(tmp_path / "pipe")(texts[1]).vector, frozen[1], atol=1e-5)

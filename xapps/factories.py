@@ -119,6 +119,6 @@ def make_fact2text(nlp: Language, name: str, model: Optional[str], target_lang: 
     assigns=["doc._.news_vector"],
     requires=[],
 )
-def make_news_encoder(nlp: Language, name: str, model: Optional[str],
+def make_news_encoder(nlp: Language, name: str, model: Optional[str], backbone: str,
                       batch_size: int) -> NewsEncoder:
-    return NewsEncoder(nlp, name, model=model, batch_size=batch_size)
+    return NewsEncoder(nlp, name, model=model, backbone=backbone, batch_size=batch_size)

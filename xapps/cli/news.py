@@ -82,6 +82,26 @@ def _cache_for(backbone: str, folder):
     return NewsVectorCache(backbone, folder)
 
 
+_model = click.option(
+    "--model", default=None, type=click.Path(),
+    help="A folder made by `xapps news train`. Default: the untrained recommender (frozen "
+         "--backbone vectors, the user as the mean of their clicks; needs no click data).")
+_backbone = click.option("--backbone", default="me5-small", show_default=True,
+                         help="Backbone of the untrained recommender (used without --model).")
+
+
+def _recommender(model, backbone, cache):
+    """The saved recommender at ``model``, or the untrained one on ``backbone``; its news
+    vector cache from --cache or $XAPPS_HOME."""
+    from ..news.recommender import NewsRecommender
+
+    if model is None:
+        return NewsRecommender.untrained(backbone, cache=_cache_for(backbone, cache))
+    rec = NewsRecommender.load(model)
+    rec.cache = _cache_for(rec.cfg.backbone, cache)
+    return rec
+
+
 def _prepared(behaviors_path, news_paths, test_fraction, dev_fraction):
     from ..news.data import coverage, read_behaviors, restrict, split_by_time
 
@@ -154,7 +174,8 @@ def train(behaviors_path, news_paths, out, backbone, user_encoder, negatives, ep
 
 
 @news.command("eval")
-@click.option("--model", required=True, type=click.Path())
+@_model
+@_backbone
 @_behaviors
 @_news
 @click.option("--split", type=click.Choice(["all", "test"]), default="all", show_default=True,
@@ -165,17 +186,15 @@ def train(behaviors_path, news_paths, out, backbone, user_encoder, negatives, ep
               help="Also score random, popularity (from the training part) and "
                    "mean-of-history (frozen backbone) on the same impressions.")
 @_cache
-def evaluate(model, behaviors_path, news_paths, split, test_fraction, dev_fraction, baselines,
-             cache) -> None:
+def evaluate(model, backbone, behaviors_path, news_paths, split, test_fraction, dev_fraction,
+             baselines, cache) -> None:
     """AUC, MRR, nDCG@5/10, diversity and coverage on labelled impressions."""
     from ..news.metrics import evaluate_impressions
-    from ..news.recommender import NewsRecommender
 
     _check_outputs(cache=cache)
     news_items, (train_imps, dev, test) = _prepared(behaviors_path, news_paths, test_fraction,
                                                     dev_fraction)
-    rec = NewsRecommender.load(model)
-    rec.cache = _cache_for(rec.cfg.backbone, cache)
+    rec = _recommender(model, backbone, cache)
     target = test if split == "test" else train_imps + dev + test
     result = {"model": rec.evaluate(target, news_items)}
     if baselines:
@@ -196,21 +215,20 @@ def evaluate(model, behaviors_path, news_paths, split, test_fraction, dev_fracti
 
 
 @news.command("recommend")
-@click.option("--model", required=True, type=click.Path())
+@_model
+@_backbone
 @_news
 @click.option("--user-history", required=True,
               help="Comma-separated news ids the user clicked, oldest first.")
 @click.option("-k", "k", default=10, show_default=True)
 @_cache
-def recommend(model, news_paths, user_history, k, cache) -> None:
+def recommend(model, backbone, news_paths, user_history, k, cache) -> None:
     """The top-k news of the --news pool for one user (FAISS search by the user vector)."""
-    from ..news.recommender import NewsRecommender
 
     _check_outputs(cache=cache)
     news_items = _load_news(news_paths)
     history = [h.strip() for h in user_history.split(",") if h.strip()]
-    rec = NewsRecommender.load(model)
-    rec.cache = _cache_for(rec.cfg.backbone, cache)
+    rec = _recommender(model, backbone, cache)
     unknown = [h for h in history if h not in news_items]
     if unknown:
         click.echo(f"{len(unknown)} history ids are not in --news and are skipped: "

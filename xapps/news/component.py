@@ -8,6 +8,7 @@ copies the recommender (JSON config + safetensors, no pickle) into the pipeline.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,12 @@ from .. import extensions
 from ..batching import BatchedComponent
 from ..errors import Errors, InputError
 
+logger = logging.getLogger("xapps")
+
 FACTORY = "news_encoder"
 CFG_FILE = "cfg.json"
 MODEL_DIR = "recommender"
-DEFAULT_CONFIG: dict[str, Any] = {"model": None, "batch_size": 64}
+DEFAULT_CONFIG: dict[str, Any] = {"model": None, "backbone": "me5-small", "batch_size": 64}
 
 
 def _vector(doc: Doc):
@@ -49,9 +52,10 @@ def _similarity(doc: Doc, other) -> float:
 
 class NewsEncoder(BatchedComponent):
     def __init__(self, nlp: Language, name: str = FACTORY, *, model: str | None = None,
-                 batch_size: int = 64) -> None:
+                 backbone: str = "me5-small", batch_size: int = 64) -> None:
         self.name = name
-        self.cfg: dict[str, Any] = {"model": model, "batch_size": batch_size}
+        self.cfg: dict[str, Any] = {"model": model, "backbone": backbone,
+                                    "batch_size": batch_size}
         self.recommender = None
         extensions.register()
 
@@ -64,10 +68,11 @@ class NewsEncoder(BatchedComponent):
         elif self.cfg["model"]:
             self.recommender = NewsRecommender.load(self.cfg["model"])
         else:
-            raise InputError(Errors.E204.format(
-                what="no recommender: the 'model' setting is empty",
-                fix="Set model to a folder made by `xapps news train`, or pass recommender= "
-                    "to initialize()."))
+            # no trained model: the untrained recommender on the frozen backbone, the best
+            # measured variant that needs no click data
+            logger.info("news_encoder: no trained model set; using the untrained "
+                        "mean-of-history recommender on frozen %s", self.cfg["backbone"])
+            self.recommender = NewsRecommender.untrained(self.cfg["backbone"])
 
     def _annotate(self, docs: list[Doc]) -> None:
         if self.recommender is None:

@@ -78,6 +78,7 @@ class MeanUserEncoder(nn.Module):
 
 
 USER_ENCODERS = ("nrms", "mean")
+HEADS = ("mlp", "none")
 
 
 class NewsRecModel(nn.Module):
@@ -85,9 +86,11 @@ class NewsRecModel(nn.Module):
     with backbone vectors in, click logits (dot products) out."""
 
     def __init__(self, hidden: int, dim: int = 256, user_encoder: str = "nrms", heads: int = 8,
-                 dropout: float = 0.2) -> None:
+                 dropout: float = 0.2, head: str = "mlp") -> None:
         super().__init__()
-        self.news = NewsHead(hidden, dim, dropout)
+        # head "none": the backbone's own vectors, untrained (the mean-of-history baseline)
+        self.news = NewsHead(hidden, dim, dropout) if head == "mlp" else nn.Identity()
+        dim = dim if head == "mlp" else hidden
         self.user = (NRMSUserEncoder(dim, heads, dropout) if user_encoder == "nrms"
                      else MeanUserEncoder(dim))
 
@@ -101,5 +104,5 @@ class NewsRecModel(nn.Module):
         return torch.einsum("bd,bcd->bc", user, self.news(candidates))
 
 
-__all__ = ["AdditiveAttention", "MeanUserEncoder", "NRMSUserEncoder", "NewsHead",
+__all__ = ["HEADS", "AdditiveAttention", "MeanUserEncoder", "NRMSUserEncoder", "NewsHead",
            "NewsRecModel", "USER_ENCODERS"]
