@@ -28,25 +28,30 @@ FILES_KEY = "files"
 #: the key of a sealed record's checksum of itself
 CHECKSUM_KEY = "checksum"
 
+#: builds the error for a damaged artifact from the reason
 Damaged = Callable[[str], Exception]
+#: builds the error for one damaged file from (its relative path, what is wrong with it)
+DamagedFile = Callable[[str, str], Exception]
 
 
-def check_files(folder: str | os.PathLike, files: Any, damaged: Damaged,
+def check_files(folder: str | os.PathLike, files: Any, damaged: DamagedFile,
                 listed_in: str = "the record") -> None:
     """Every file ``files`` lists (relative path -> sha256) is under ``folder`` with that
-    sha256; ``damaged(reason)`` builds the error for the first that is missing or differs."""
+    sha256; ``damaged(file, problem)`` builds the error for the first that is missing or
+    differs (``file`` is ``listed_in`` itself when the list is not a map)."""
     if not isinstance(files, dict):
-        raise damaged(f"{listed_in} has '{FILES_KEY}' = {type(files).__name__}, not a map of "
-                      "file to sha256")
+        raise damaged(listed_in, f"has '{FILES_KEY}' = {type(files).__name__}, not a map of "
+                                 "file to sha256")
     folder = Path(folder)
     for name, expected in sorted(files.items()):
         file = folder / name
         if not file.is_file():
-            raise damaged(f"'{name}' is missing ({listed_in} lists it)")
+            raise damaged(name, f"is missing ({listed_in} lists it)")
         found = sha256_file(file)
         if found != expected:
-            raise damaged(f"'{name}' has sha256 {found[:16]}..., {listed_in} records "
-                          f"{str(expected)[:16]}... (size now {file.stat().st_size:,} bytes)")
+            raise damaged(name, f"has sha256 {found[:16]}..., {listed_in} records "
+                                f"{str(expected)[:16]}... (size now {file.stat().st_size:,} "
+                                "bytes)")
 
 
 def record_files(folder: str | os.PathLike, exclude: tuple[str, ...] = ()) -> dict[str, str]:
@@ -69,11 +74,9 @@ def verify_files(folder: str | os.PathLike, cfg: dict[str, Any], *, what: str, r
                        remake)
         return False
 
-    def damaged(reason: str) -> ModelError:
-        # check_files says "'<file>' <problem>", or names the list itself
-        file, _, problem = reason[1:].partition("' ") if reason.startswith("'") else ("", "", "")
-        return ModelError(Errors.E235.format(what=what, path=folder, file=file or cfg_name,
-                                             problem=problem or reason, remake=remake))
+    def damaged(file: str, problem: str) -> ModelError:
+        return ModelError(Errors.E235.format(what=what, path=folder, file=file,
+                                             problem=problem, remake=remake))
 
     check_files(folder, files, damaged, listed_in=cfg_name)
     return True
@@ -123,7 +126,8 @@ def read_record(file: Path, damaged: Damaged) -> dict[str, Any]:
 
 def verify_record_files(record: dict[str, Any], folder: Path, damaged: Damaged) -> None:
     """Every file a sealed record lists is under ``folder`` with its recorded sha256."""
-    check_files(folder, record.get(FILES_KEY) or {}, damaged, listed_in="the record")
+    check_files(folder, record.get(FILES_KEY) or {},
+                lambda file, problem: damaged(f"'{file}' {problem}"), listed_in="the record")
 
 
 def read_cfg(folder: str | os.PathLike, error: Callable[[str], Exception],

@@ -109,8 +109,7 @@ def read_resume_state(path, config, error: str) -> dict[str, Any]:
     import dataclasses
     import json
 
-    from .artifacts import FILES_KEY
-    from .checksums import sha256_file
+    from .artifacts import FILES_KEY, check_files
     from .errors import Errors, InputError
 
     try:
@@ -118,13 +117,9 @@ def read_resume_state(path, config, error: str) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(Errors.E239.format(path=path.parent, file=path.name,
                                             problem=f"cannot be read ({exc})")) from None
-    for name, expected in sorted((state.get(FILES_KEY) or {}).items()):
-        file = path.parent / name
-        found = sha256_file(file) if file.is_file() else None
-        if found != expected:
-            problem = ("is missing" if found is None else
-                       f"has sha256 {found[:16]}..., the checkpoint records {expected[:16]}...")
-            raise InputError(Errors.E239.format(path=path.parent, file=name, problem=problem))
+    check_files(path.parent, state.get(FILES_KEY) or {},
+                lambda file, problem: InputError(Errors.E239.format(
+                    path=path.parent, file=file, problem=problem)), listed_in=path.name)
     current = dataclasses.asdict(config)
     if state["config"] != current:
         changed = sorted(k for k, v in current.items() if state["config"].get(k) != v)

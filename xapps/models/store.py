@@ -65,7 +65,8 @@ def verify_installed(name: str, path: Path, fix: str | None = None) -> dict[str,
     info = _read_marker(path, damaged)
     if not isinstance(info.get("files"), dict):
         raise damaged(f"{MARKER} lists no files")
-    check_files(path, info["files"], damaged, listed_in=MARKER)
+    check_files(path, info["files"], lambda file, problem: damaged(f"'{file}' {problem}"),
+                listed_in=MARKER)
     return info
 
 
