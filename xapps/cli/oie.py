@@ -2,18 +2,15 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import click
 
 from ..errors import Errors, InputError
 from ..fileio import ensure_writable
-
-logger = logging.getLogger("xapps")
+from .limits import exit_if_skipped, within_limit
 
 #: Longest sentence `oie extract` takes by default: the tagger reads 128 subwords of a
 #: sentence, so a text this long is a document, not a sentence (split it first).
@@ -175,8 +172,9 @@ def extract(model, input_path, output, text_field, id_field, lang, batch_size, m
         "model": str(model), "batch_size": batch_size, "min_confidence": min_confidence})
     extractor.initialize(nlp=nlp)  # loads the tagger (nlp.initialize would log two lines)
     skipped: list[str] = []
-    records = _within_limit(read_records(input_path, id_field=id_field, text_field=text_field),
-                            max_chars, skipped)
+    records = within_limit(read_records(input_path, id_field=id_field, text_field=text_field),
+                           max_chars, skipped, lambda r: [("the sentence", r.text)],
+                           lambda i, r: r.where or r.id)
     sentences = triples = 0
     started = time.perf_counter()
     with atomic_file(output) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as fh, \
@@ -194,24 +192,7 @@ def extract(model, input_path, output, text_field, id_field, lang, batch_size, m
     rate = sentences / max(seconds, 1e-9)
     click.echo(f"extracted {triples} triples from {sentences} sentences in {seconds:.1f} s "
                f"({rate:.{1 if rate >= 1 else 3}f} sentences/s); wrote {output}", err=True)
-    if skipped:
-        click.echo("Error: " + Errors.E254.format(
-            skipped=len(skipped), total=len(skipped) + sentences, first=skipped[0],
-            written=sentences, out=output), err=True)
-        click.get_current_context().exit(1)
-
-
-def _within_limit(records: Iterable, max_chars: int, skipped: list[str]) -> Iterator:
-    """The records up to ``max_chars`` characters; each longer one is logged (E252, with its
-    file:line) and its place appended to ``skipped``, and the run goes on."""
-    for record in records:
-        if len(record.text) > max_chars:
-            logger.warning(Errors.E252.format(where=record.where or record.id,
-                                              what="the sentence", n=len(record.text),
-                                              limit=max_chars))
-            skipped.append(record.where or record.id)
-            continue
-        yield record
+    exit_if_skipped(skipped, sentences, output)
 
 
 @oie.command("project")

@@ -12,9 +12,10 @@ import click
 
 from ..errors import Errors, InputError
 from ..fileio import ensure_writable
+from .limits import exit_if_skipped, within_limit
 from ..projection.alignment import ALIGN_METHODS
 from ..projection.projector import PROJECTION_METHODS, ProjectionConfig
-from ..projection.types import ProjectionPair, ProjectionResult
+from ..projection.types import ProjectionResult
 
 logger = logging.getLogger("xapps")
 
@@ -148,7 +149,9 @@ def project(src, tgt, out, src_format, tgt_format, out_format, src_lang, tgt_lan
             path=src, what="sentences or documents",
             fix="Fix the input, or pass --allow-empty to accept an empty result."))
     skipped: list[str] = []
-    pairs = _within_limit(read(), max_chars, skipped)
+    pairs = within_limit(read(), max_chars, skipped,
+                         lambda p: [("the source", p.source), ("the translation", p.target)],
+                         lambda i, p: p.where or p.id or f"pair {i}")
     if threads:
         import torch
 
@@ -165,29 +168,7 @@ def project(src, tgt, out, src_format, tgt_format, out_format, src_lang, tgt_lan
                f"{tally.projected} projected, {tally.unprojected} unprojected in "
                f"{seconds:.1f} s ({rate:.{1 if rate >= 1 else 3}f} pairs/s); wrote {out} "
                f"({fmt})", err=True)
-    if skipped:
-        click.echo("Error: " + Errors.E254.format(skipped=len(skipped),
-                                                  total=len(skipped) + written,
-                                                  first=skipped[0], written=written, out=out),
-                   err=True)
-        click.get_current_context().exit(1)
-
-
-def _within_limit(pairs: Iterable[ProjectionPair], max_chars: int,
-                  skipped: list[str]) -> Iterator[ProjectionPair]:
-    """The pairs whose source and translation have at most ``max_chars`` characters; each
-    longer one is logged (E252, with its file:line) and counted in ``skipped``, and the run
-    goes on with the next."""
-    for i, pair in enumerate(pairs):
-        where = pair.where or pair.id or f"pair {i}"
-        for what, text in (("the source", pair.source), ("the translation", pair.target)):
-            if len(text) > max_chars:
-                logger.warning(Errors.E252.format(where=where, what=what, n=len(text),
-                                                  limit=max_chars))
-                skipped.append(where)
-                break
-        else:
-            yield pair
+    exit_if_skipped(skipped, written, out)
 
 
 def _check_paths(src: Path, tgt: Path | None, out: Path) -> None:
