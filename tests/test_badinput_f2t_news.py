@@ -504,31 +504,6 @@ def test_old_news_model_without_checksums_truncated_gets_a_coded_error(news_dir,
         NewsRecommender.load(folder)
 
 
-# ------------------------------------------------------------------ seq2seq checkpoints
-@pytest.mark.parametrize("target", ["model/model.safetensors"])
-def test_damaged_seq2seq_checkpoint_is_refused_on_resume(target, tmp_path, tiny_mt5_path):
-    from xapps.errors import InputError
-    from xapps.projection.generator import GeneratorTrainingConfig, train_generator
-
-    examples = [("Die Europäische Kommission [ORG]", "Europäische Kommission")] * 4
-    config = GeneratorTrainingConfig(steps=4, batch_size=2, checkpoint_every=1,
-                                     max_target_length=8)
-
-    def stop_at_two(info):
-        if info["step"] == 2:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_generator(examples, str(tiny_mt5_path), tmp_path / "gen", config,
-                        progress=False, callback=stop_at_two)
-    partial = tmp_path / "gen.partial"
-    assert target in json.loads((partial / "state.json").read_text())["files"]
-    _flip(partial / target)
-    with pytest.raises(InputError, match=rf"E239.*gen.partial.*{target}.*Delete"):
-        train_generator(examples, str(tiny_mt5_path), tmp_path / "gen", config,
-                        progress=False)
-
-
 def test_over_long_records_are_verbalised_and_encoded(retrieval_dir, files, news_dir,
                                                       tmp_path):
     # a 1 MB entity: the retrieval key is the predicates, the entity is copied as it is

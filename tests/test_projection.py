@@ -289,6 +289,13 @@ def test_generator_trains_resumes_and_proposes(tmp_path, tiny_mt5_path):
         train_generator(examples, str(tiny_mt5_path), tmp_path / "gen",
                         GeneratorTrainingConfig(steps=5, batch_size=2, checkpoint_every=1),
                         progress=False)
+    # a damaged checkpoint is refused, naming the file, not resumed from
+    weights = tmp_path / "gen.partial" / "model" / "model.safetensors"
+    good = weights.read_bytes()
+    weights.write_bytes(good[:100] + bytes(b ^ 0xFF for b in good[100:164]) + good[164:])
+    with pytest.raises(InputError, match=r"E239.*gen.partial.*model/model.safetensors.*Delete"):
+        train_generator(examples, str(tiny_mt5_path), tmp_path / "gen", config, progress=False)
+    weights.write_bytes(good)
     record = train_generator(examples, str(tiny_mt5_path), tmp_path / "gen", config,
                              progress=False)
     assert record["step"] == 4 and len(record["loss"]) == 4  # 1 checkpointed + 3 resumed

@@ -158,6 +158,9 @@ def train_generator(examples: Sequence[tuple[str, str]], model: str, out: str | 
     resuming = resume and (partial / STATE_FILE).exists()
     if not resuming:
         remove_tree(partial)
+    # checked before the checkpoint's weights load: E239 names a damaged file, E152 a run
+    # started with another config
+    state = read_resume_state(partial / STATE_FILE, config, Errors.E152) if resuming else None
     dev = resolve_device(device)
     source = str(partial / "model") if resuming else model
     try:
@@ -177,8 +180,7 @@ def train_generator(examples: Sequence[tuple[str, str]], model: str, out: str | 
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, linear_warmup(config.steps, round(config.warmup * config.steps)))
     record: dict[str, Any] = {"loss": [], "step": 0, "seconds": 0.0}
-    if resuming:
-        state = read_resume_state(partial / STATE_FILE, config, Errors.E152)
+    if state is not None:
         record = state["record"]
         restore_optimizer(optimizer, scheduler, load_file(str(partial / OPTIMIZER_FILE)), state)
         logger.info("Resuming generator training at step %d of %d", record["step"], config.steps)
